@@ -1,0 +1,1 @@
+"""Backends: an etcd-shaped KV contract, its implementations, and the store over it."""

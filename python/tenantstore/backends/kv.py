@@ -1,0 +1,144 @@
+"""The etcd-shaped key-value contract every backend implements.
+
+Like kine, a backend only has to offer etcd's few primitives (a revisioned range,
+compare-and-swap transactions on `mod_revision`, a watch from a revision, compaction);
+`tenantstore.backends.store.KVStorage` builds the Kubernetes storage semantics on top
+once, exactly as the Kubernetes etcd3 store builds them on the etcd client.
+
+Keys are `str` (UTF-8 on the wire). Every revision is the store-wide revision counter,
+strictly increasing by one per successful write.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..storage.errors import GoneError
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    kvs: list[KeyValue]
+    # The store revision the range was read at (the header revision).
+    revision: int
+    # True if `limit` cut the result short.
+    more: bool
+    # Number of keys in the whole range (ignoring limit).
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """Outcome of a compare-and-swap.
+
+    succeeded: the write happened at `revision`. Otherwise `current` is the key's
+    current value (None if absent) read in the same transaction, so the caller can retry
+    without another round trip, and `revision` is the store revision of that read.
+    """
+
+    succeeded: bool
+    revision: int
+    current: KeyValue | None
+
+
+class KVEventType(enum.Enum):
+    PUT = "PUT"
+    DELETE = "DELETE"
+    # No key change: the store has reached `revision` (etcd progress notification).
+    PROGRESS = "PROGRESS"
+
+
+@dataclass(frozen=True, slots=True)
+class KVEvent:
+    type: KVEventType
+    # The new key-value for PUT; for DELETE a KeyValue with the key, empty value and
+    # `mod_revision` = the delete's revision. None for PROGRESS.
+    kv: KeyValue | None
+    # The previous key-value (the last state for DELETE; None on create).
+    prev_kv: KeyValue | None
+    revision: int
+
+
+class CompactedError(GoneError):
+    """The requested revision is older than the store's compaction point."""
+
+    def __init__(self, requested: int, compact_revision: int) -> None:
+        super().__init__(
+            f"too old resource version: {requested} ({compact_revision})",
+            resource_version=requested,
+        )
+        self.requested = requested
+        self.compact_revision = compact_revision
+
+
+class KVWatch(Protocol):
+    """Events in revision order, from `start_revision` on, for keys in [start, end).
+
+    Iteration raises `CompactedError` if `start_revision` is compacted, and
+    `UnavailableError` if the stream breaks; either ends the watch.
+    """
+
+    def __aiter__(self) -> AsyncIterator[KVEvent]: ...
+
+    async def close(self) -> None: ...
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest key greater than every key starting with `prefix` (etcd's range end)."""
+    if not prefix:
+        return "\x00"  # etcd: "\0" as range end means "to the end of the keyspace"
+    last = prefix[-1]
+    return prefix[:-1] + chr(ord(last) + 1)
+
+
+class KV(Protocol):
+    async def get(self, key: str) -> tuple[KeyValue | None, int]:
+        """(current value or None, store revision of the read)."""
+        ...
+
+    async def range(
+        self, start: str, end: str, *, revision: int = 0, limit: int = 0
+    ) -> RangeResult:
+        """Keys in [start, end) in key order at `revision` (0 = current); `end` = "\\x00"
+        means no upper bound. Raises CompactedError for a compacted revision."""
+        ...
+
+    async def count(self, start: str, end: str) -> int: ...
+
+    async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
+        """Put if the key does not exist (etcd: create_revision == 0)."""
+        ...
+
+    async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
+        """Put if the key's mod_revision is `expected_mod_revision`."""
+        ...
+
+    async def delete(self, key: str, *, expected_mod_revision: int) -> TxnResult:
+        """Delete if the key's mod_revision is `expected_mod_revision` (0 = any)."""
+        ...
+
+    def watch(
+        self, start: str, end: str, *, start_revision: int, progress_notify: bool = False
+    ) -> KVWatch: ...
+
+    async def current_revision(self) -> int: ...
+
+    async def compact(self, revision: int) -> None:
+        """Forget history below `revision` (a no-op if already compacted past it)."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,415 @@
+"""`KVStorage`: Kubernetes storage semantics over any etcd-shaped `KV`.
+
+This is the counterpart of the Kubernetes etcd3 store: creates are `create_revision ==
+0` transactions, updates compare-and-swap on `mod_revision` and retry on the fresh value
+the failed transaction returned, lists read every page at one revision, and watches
+start from a revision and never skip or repeat one. Values pass through the codec and
+then the transformer on the way in, and the reverse on the way out, with the storage
+key as authenticated data on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import posixpath
+from typing import Any
+
+from ..codec import Codec, JSONCodec, resource_version_of
+from ..storage import continue_token
+from ..storage.errors import (
+    AlreadyExistsError,
+    GoneError,
+    InternalError,
+    InvalidError,
+    StorageError,
+    TooLargeResourceVersionError,
+    not_found,
+)
+from ..storage.events import EventType, WatchEvent, bookmark, error_event
+from ..storage.interface import Object, UpdateFunc, ValidateDeletion
+from ..storage.options import (
+    ListOptions,
+    ObjectList,
+    Preconditions,
+    ResourceVersionMatch,
+    parse_resource_version,
+)
+from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
+from ..transformers import IDENTITY, Transformer
+from .kv import KV, CompactedError, KeyValue, KVEvent, KVEventType, KVWatch, prefix_end
+
+# Kubernetes grows the page it asks etcd for when a selector filters items out, up to this.
+MAX_PAGE = 10_000
+
+
+def validate_key(key: str) -> str:
+    """Refuse keys that could climb the hierarchy or confuse range scans."""
+    if not key or not key.startswith("/"):
+        raise InvalidError(f'invalid key "{key}": must be an absolute path')
+    if "\x00" in key or (posixpath.normpath(key) != key.rstrip("/") and key != "/"):
+        raise InvalidError(f'invalid key "{key}": must be a clean path')
+    return key
+
+
+def _strip_rv(obj: Object) -> Object:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "resourceVersion" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return obj
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class KVStorage:
+    """The `Storage` protocol over a `KV`."""
+
+    def __init__(
+        self,
+        kv: KV,
+        *,
+        codec: Codec | None = None,
+        transformer: Transformer | None = None,
+        watch_capacity: int = DEFAULT_CAPACITY,
+        owns_kv: bool = True,
+    ) -> None:
+        self.kv = kv
+        self.codec: Codec = codec or JSONCodec()
+        self.transformer: Transformer = transformer or IDENTITY
+        self.watch_capacity = watch_capacity
+        self._owns_kv = owns_kv
+        self._watch_tasks: set[asyncio.Task[None]] = set()
+
+    # -- encoding -----------------------------------------------------------------
+    def _encode(self, key: str, obj: Object) -> tuple[bytes, bytes]:
+        """(plain codec bytes, transformed bytes to store)."""
+        plain = self.codec.encode(obj)
+        return plain, self.transformer.to_storage(plain, key)
+
+    def _decode(self, kv: KeyValue, resource_version: int | None = None) -> tuple[Object, bool]:
+        data, stale = self.transformer.from_storage(kv.value, kv.key)
+        rv = kv.mod_revision if resource_version is None else resource_version
+        return self.codec.decode(data, rv), stale
+
+    @staticmethod
+    def _check_object(obj: Object) -> None:
+        if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+            raise InvalidError("object must be a JSON object with metadata")
+
+    # -- writes -------------------------------------------------------------------
+    async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
+        validate_key(key)
+        self._check_object(obj)
+        if obj["metadata"].get("resourceVersion"):
+            raise InvalidError(
+                "resourceVersion should not be set on objects to be created", key=key
+            )
+        if ttl is not None and ttl <= 0:
+            raise InvalidError("ttl must be positive", key=key)
+        plain, stored = self._encode(key, obj)
+        res = await self.kv.create(key, stored, ttl=ttl)
+        if not res.succeeded:
+            raise AlreadyExistsError(f'key "{key}" already exists', key=key)
+        return self.codec.decode(plain, res.revision)
+
+    async def guaranteed_update(
+        self,
+        key: str,
+        update_fn: UpdateFunc,
+        *,
+        ignore_not_found: bool = False,
+        preconditions: Preconditions | None = None,
+        suggestion: Object | None = None,
+    ) -> Object:
+        validate_key(key)
+        current: KeyValue | None
+        obj: Object
+        stale = False
+        # A suggestion (the cacher's copy) saves the first read; it may be out of date,
+        # so any failure that could be caused by staleness re-reads before giving up.
+        is_current = suggestion is None
+        if suggestion is not None and resource_version_of(suggestion) > 0:
+            obj = _deep_copy(suggestion)
+            current_rev = resource_version_of(suggestion)
+            current = KeyValue(key, b"", 0, current_rev)
+        else:
+            is_current = True
+            current, _ = await self.kv.get(key)
+        while True:
+            if current is None:
+                if not ignore_not_found:
+                    raise not_found(key)
+                obj, stale = {}, False
+            elif is_current or current.value:
+                obj, stale = self._decode(current)
+            try:
+                if preconditions is not None and current is not None:
+                    preconditions.check(key, obj)
+                new = await _maybe_await(update_fn(_deep_copy(obj) if current is not None else {}))
+            except Exception:
+                if not is_current:
+                    current, _ = await self.kv.get(key)
+                    is_current = True
+                    continue
+                raise
+            self._check_object(new)
+            if current is not None and not stale and _strip_rv(new) == _strip_rv(obj):
+                if not is_current:
+                    current, _ = await self.kv.get(key)
+                    is_current = True
+                    continue
+                return obj
+            plain, stored = self._encode(key, new)
+            if current is None:
+                res = await self.kv.create(key, stored)
+            else:
+                res = await self.kv.update(key, stored, expected_mod_revision=current.mod_revision)
+            if res.succeeded:
+                return self.codec.decode(plain, res.revision)
+            current, is_current = res.current, True
+
+    async def delete(
+        self,
+        key: str,
+        *,
+        preconditions: Preconditions | None = None,
+        validate: ValidateDeletion | None = None,
+    ) -> Object:
+        validate_key(key)
+        current, _ = await self.kv.get(key)
+        while True:
+            if current is None:
+                raise not_found(key)
+            obj, _stale = self._decode(current)
+            if preconditions is not None:
+                preconditions.check(key, obj)
+            if validate is not None:
+                await _maybe_await(validate(obj))
+            res = await self.kv.delete(key, expected_mod_revision=current.mod_revision)
+            if res.succeeded:
+                obj["metadata"]["resourceVersion"] = str(res.revision)
+                return obj
+            current = res.current
+
+    # -- reads --------------------------------------------------------------------
+    async def get(
+        self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
+    ) -> Object | None:
+        validate_key(key)
+        minimum = parse_resource_version(resource_version)
+        kv, revision = await self.kv.get(key)
+        if minimum > revision:
+            raise _too_large(minimum, revision)
+        if kv is None:
+            if ignore_not_found:
+                return None
+            raise not_found(key)
+        return self._decode(kv)[0]
+
+    async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        validate_key(key)
+        rv = parse_resource_version(opts.resource_version)
+        match = opts.resource_version_match
+        pred = opts.predicate
+        if opts.recursive:
+            prefix = continue_token.list_prefix(key)
+            start, end = prefix, prefix_end(prefix)
+        else:
+            prefix = key
+            start, end = key, key + "\x00"
+
+        with_rev = 0
+        continuing = False
+        if opts.continue_:
+            if not opts.recursive:
+                raise InvalidError("continue is only supported for recursive lists", key=key)
+            start, with_rev = continue_token.decode(opts.continue_, prefix)
+            continuing = True
+        elif rv > 0 and (
+            match == ResourceVersionMatch.EXACT
+            or (match == ResourceVersionMatch.UNSET and opts.limit > 0)
+        ):
+            # Exact, or the legacy "paginated list at N": read at exactly N.
+            with_rev = rv
+            current = await self.kv.current_revision()
+            if rv > current:
+                raise _too_large(rv, current)
+
+        limit = opts.limit
+        page = limit if limit > 0 else 0
+        if page and not pred.empty:
+            page = max(page, 1)
+        items: list[Object] = []
+        last_key = ""
+        remaining: int | None = None
+        more = False
+        first = True
+        while True:
+            try:
+                res = await self.kv.range(start, end, revision=with_rev, limit=page)
+            except CompactedError as exc:
+                if continuing:
+                    raise GoneError(
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue parameter.",
+                        resource_version=exc.requested,
+                    ) from None
+                raise
+            if first:
+                first = False
+                if with_rev == 0:
+                    with_rev = res.revision
+                    if rv > with_rev and match != ResourceVersionMatch.EXACT:
+                        raise _too_large(rv, with_rev)
+            consumed = 0
+            more = res.more
+            for kv in res.kvs:
+                consumed += 1
+                last_key = kv.key
+                obj, _ = self._decode(kv)
+                if pred.matches(obj):
+                    items.append(obj)
+                    if limit and len(items) >= limit:
+                        more = res.more or consumed < len(res.kvs)
+                        break
+            remaining_in_range = res.count - consumed
+            if (limit and len(items) >= limit) or not res.more or not res.kvs:
+                if pred.empty and more:
+                    remaining = remaining_in_range
+                break
+            # Filtered out too much: fetch the next page from just after the last key,
+            # at the same revision, growing the page as Kubernetes does.
+            start = last_key + "\x00"
+            if page:
+                page = min(page * 2, MAX_PAGE)
+        token = ""
+        if more and limit and opts.recursive:
+            token = continue_token.encode(last_key + "\x00", prefix, with_rev)
+        return ObjectList(
+            items=items, resource_version=with_rev, continue_=token, remaining_item_count=remaining
+        )
+
+    async def count(self, key: str) -> int:
+        validate_key(key)
+        prefix = continue_token.list_prefix(key)
+        return await self.kv.count(prefix, prefix_end(prefix))
+
+    async def current_resource_version(self) -> int:
+        return await self.kv.current_revision()
+
+    async def ready(self) -> bool:
+        return await self.kv.ready()
+
+    async def close(self) -> None:
+        for task in list(self._watch_tasks):
+            task.cancel()
+        for task in list(self._watch_tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._owns_kv:
+            await self.kv.close()
+
+    # -- watch --------------------------------------------------------------------
+    async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
+        validate_key(key)
+        rv = parse_resource_version(opts.resource_version)
+        if opts.recursive:
+            prefix = continue_token.list_prefix(key)
+            start, end = prefix, prefix_end(prefix)
+        else:
+            start, end = key, key + "\x00"
+        watch = QueueWatch(self.watch_capacity)
+        initial: list[KeyValue] = []
+        if rv == 0:
+            # "" and "0": the current state as ADDED events, then every change after it.
+            res = await self.kv.range(start, end)
+            initial = res.kvs
+            while res.more:
+                res = await self.kv.range(initial[-1].key + "\x00", end, revision=res.revision)
+                initial.extend(res.kvs)
+            rv = res.revision
+        kvwatch = self.kv.watch(
+            start,
+            end,
+            start_revision=rv + 1,
+            progress_notify=opts.progress_notify or opts.allow_watch_bookmarks,
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._run_watch(watch, kvwatch, initial, opts), name=f"kvstorage-watch {key}"
+        )
+        self._watch_tasks.add(task)
+        task.add_done_callback(self._watch_tasks.discard)
+
+        def cancel() -> None:
+            task.cancel()
+
+        watch.set_on_stop(cancel)
+        return watch
+
+    async def _run_watch(
+        self, watch: QueueWatch, kvwatch: KVWatch, initial: list[KeyValue], opts: ListOptions
+    ) -> None:
+        pred = opts.predicate
+        try:
+            for kv in initial:
+                obj, _ = self._decode(kv)
+                if pred.matches(obj) and not watch.send(WatchEvent(EventType.ADDED, obj)):
+                    return
+            async for ev in kvwatch:
+                out = self._translate(ev, opts)
+                if out is not None and not watch.send(out):
+                    return
+            watch.finish()
+        except asyncio.CancelledError:
+            raise
+        except StorageError as exc:
+            watch.finish(error_event(exc.to_status()))
+        except Exception as exc:  # a decode or transformer failure ends the watch, closed
+            watch.finish(
+                error_event(InternalError(f"watch failed: {type(exc).__name__}").to_status())
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await kvwatch.close()
+            watch.finish()
+
+    def _translate(self, ev: KVEvent, opts: ListOptions) -> WatchEvent | None:
+        pred = opts.predicate
+        if ev.type is KVEventType.PROGRESS:
+            return bookmark(ev.revision) if opts.allow_watch_bookmarks else None
+        prev = self._decode(ev.prev_kv, ev.revision)[0] if ev.prev_kv is not None else None
+        if ev.type is KVEventType.DELETE:
+            if prev is not None and pred.matches(prev):
+                return WatchEvent(EventType.DELETED, prev)
+            return None
+        assert ev.kv is not None
+        cur = self._decode(ev.kv)[0]
+        cur_ok = pred.matches(cur)
+        if prev is None:
+            return WatchEvent(EventType.ADDED, cur) if cur_ok else None
+        prev_ok = pred.matches(prev)
+        if cur_ok and prev_ok:
+            return WatchEvent(EventType.MODIFIED, cur)
+        if cur_ok:
+            return WatchEvent(EventType.ADDED, cur)
+        if prev_ok:
+            return WatchEvent(EventType.DELETED, prev)
+        return None
+
+
+def _too_large(requested: int, current: int) -> TooLargeResourceVersionError:
+    return TooLargeResourceVersionError(
+        f"Too large resource version: {requested}, current: {current}", resource_version=requested
+    )
+
+
+def _deep_copy(obj: Object) -> Object:
+    import orjson
+
+    copied: Object = orjson.loads(orjson.dumps(obj))
+    return copied

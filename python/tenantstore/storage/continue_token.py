@@ -1,0 +1,68 @@
+"""Continue tokens in the Kubernetes format.
+
+A token is base64url (unpadded) of `{"v":"meta.k8s.io/v1","rv":<list RV>,"start":<key>}`
+where `start` is the key to resume from, relative to the list's key prefix and beginning
+with "/". Decoding is strict: a token that does not round-trip through a path clean (so
+"../" cannot climb out of the listed prefix), has no RV or no start key, or is not
+base64/JSON at all, is a `BadRequestError`; tokens are client input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+
+import orjson
+
+from .errors import BadRequestError
+
+API_VERSION = "meta.k8s.io/v1"
+MAX_TOKEN_LENGTH = 8192
+
+
+def list_prefix(key: str) -> str:
+    """The key prefix a recursive list of `key` covers (always ends with '/')."""
+    return key if key.endswith("/") else key + "/"
+
+
+def encode(next_key: str, prefix: str, resource_version: int) -> str:
+    """Encode a token resuming at `next_key` (a full storage key under `prefix`)."""
+    base = prefix[:-1] if prefix.endswith("/") else prefix
+    if not next_key.startswith(base + "/"):
+        raise ValueError(f"next key {next_key!r} is not under the list prefix {prefix!r}")
+    start = next_key[len(base) :]
+    raw = orjson.dumps({"v": API_VERSION, "rv": resource_version, "start": start})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode(token: str, prefix: str) -> tuple[str, int]:
+    """Return (full key to resume from, list RV) for a token issued for `prefix`."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise BadRequestError("continue key is not valid: too long")
+    try:
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        body = orjson.loads(data)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise BadRequestError(f"continue key is not valid: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("continue key is not valid: not an object")
+    if body.get("v") != API_VERSION:
+        raise BadRequestError(
+            "continue key is not valid: server does not recognize this encoded version "
+            f"{body.get('v')!r}"
+        )
+    rv = body.get("rv")
+    start = body.get("start")
+    if not isinstance(rv, int) or isinstance(rv, bool) or rv <= 0:
+        raise BadRequestError("continue key is not valid: incorrect encoded start resourceVersion")
+    if not isinstance(start, str) or not start:
+        raise BadRequestError("continue key is not valid: encoded start key empty")
+    if (
+        "\x00" in start.rstrip("\x00")
+        or not start.startswith("/")
+        or posixpath.normpath(start.rstrip("\x00")) != start.rstrip("\x00")
+    ):
+        raise BadRequestError(f"continue key is not valid: {start!r}")
+    base = prefix[:-1] if prefix.endswith("/") else prefix
+    return base + start, rv

@@ -1,0 +1,62 @@
+"""Tenancy: many projects served from one watch cache per resource.
+
+The project is part of the storage key (``<prefix>/clusters/<project>/...``, ``<prefix>/root/``
+for the root scope); the layers, outermost first:
+
+* ``context``: the request's scope (``project_scope``, root, the explicit ``all_projects``);
+* ``rewriter``: ``KeyRewriter``, a ``Storage`` decorator that scopes keys, checks continue
+  tokens and scrubs scoped keys from errors;
+* the shared ``Cacher`` with ``keyfunc.tenant_key_func``, over a ``KVStorage`` whose
+  ``framing.FramingTransformer`` and ``framing.TenantCodec`` carry the storage key to the
+  ``tenant_map.TenantMap``;
+* ``tracker``: the ``DeletionTracker`` keeping the map bounded by the cache;
+* ``factory``: assembly, and the per-project architecture for comparison.
+"""
+
+from .context import (
+    ALL_PROJECTS,
+    ScopeError,
+    all_projects,
+    current_project,
+    current_scope,
+    in_all_projects,
+    project_scope,
+)
+from .factory import (
+    FactoryStats,
+    PerProjectStorageFactory,
+    SharedStorageFactory,
+    StorageFactory,
+    make_factory,
+)
+from .framing import FramingTransformer, TenantCodec
+from .keyfunc import UNMAPPED_PREFIX, KeyDivergedError, tenant_key_func
+from .rewriter import KeyRewriter
+from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
+from .tracker import DeletionTracker
+
+__all__ = [
+    "ALL_PROJECTS",
+    "POISONED",
+    "UNMAPPED",
+    "UNMAPPED_PREFIX",
+    "DeletionTracker",
+    "FactoryStats",
+    "FramingTransformer",
+    "KeyDivergedError",
+    "KeyRewriter",
+    "PerProjectStorageFactory",
+    "ScopeError",
+    "SharedStorageFactory",
+    "StorageFactory",
+    "TenantCodec",
+    "TenantMap",
+    "all_projects",
+    "current_project",
+    "current_scope",
+    "in_all_projects",
+    "make_factory",
+    "object_key",
+    "project_scope",
+    "tenant_key_func",
+]

@@ -1,0 +1,56 @@
+"""The tenant-aware key function of the shared cacher.
+
+The cacher indexes objects by ``key_func(obj)``. Upstream derives the key from namespace and
+name alone; with one cacher for all projects that would put every project's ``ns/a`` on one
+key. This key function looks the object's UID up in the tenant map and returns the scoped key,
+``<prefix>/clusters/<project>/<namespace>/<name>`` (``/root/`` for root objects), so the cache's
+prefix scans line up exactly with the storage key subtrees the key rewriter produces.
+
+* mapped: the scoped key. The tenant map only recorded the owner after checking that the
+  storage key equals this very prediction, so it *is* the storage key;
+* poisoned (records disagreed, see ``tenant_map.py``): :class:`KeyDivergedError` - the cacher
+  counts a key error and does not cache the object (fail closed);
+* unmapped (never recorded, e.g. stored under a key that names no scope): keyed under
+  ``"\\x00unmapped/<uid>"``. Every scope lists under ``<prefix>/...`` (even ``all_projects``,
+  which lists ``<prefix>/``), keys starting with NUL are refused by the key rewriter, so no
+  request can reach it; it is kept (not refused) so that its later DELETED event finds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ..cacher import KeyFunc
+from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
+
+__all__ = ["UNMAPPED_PREFIX", "KeyDivergedError", "tenant_key_func"]
+
+#: Where objects without a mapping are kept in the cache: outside every scope's range.
+UNMAPPED_PREFIX: Final = "\x00unmapped/"
+
+
+class KeyDivergedError(ValueError):
+    """The object's cache key cannot be trusted to equal its storage key."""
+
+
+def tenant_key_func(tenant_map: TenantMap) -> KeyFunc:
+    """A cacher ``key_func`` over ``tenant_map`` (one per shared cacher)."""
+    prefix = tenant_map.resource_prefix
+
+    def key_func(obj: dict[str, Any]) -> str:
+        meta = obj.get("metadata")
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        if not isinstance(uid, str) or not uid:
+            raise KeyDivergedError("object has no metadata.uid: cannot resolve its scope")
+        owner = tenant_map.owner(uid)
+        if owner is UNMAPPED:
+            return UNMAPPED_PREFIX + uid
+        if owner is POISONED:
+            raise KeyDivergedError(f"cache key diverged from storage key (uid {uid})")
+        assert owner is None or isinstance(owner, str)
+        key = object_key(prefix, owner, obj)
+        if key is None:
+            raise KeyDivergedError(f"object has no usable name (uid {uid})")
+        return key
+
+    return key_func

@@ -1,0 +1,269 @@
+"""The key rewriter: a ``Storage`` decorator that confines every call to the caller's scope.
+
+Every key under the resource prefix is rewritten from the request's scope (``context.py``)::
+
+    /registry/cm/ns/a   project "p1"  ->  /registry/cm/clusters/p1/ns/a
+    /registry/cm/ns/a   root          ->  /registry/cm/root/ns/a
+    /registry/cm        all_projects  ->  /registry/cm/          (list / watch / count only)
+
+with the Rust key functions, for create, get, get_list, guaranteed_update, delete, watch and
+count. Beyond the reference:
+
+* keys are validated first (absolute, clean, no NUL), so ``..`` cannot climb out of a scope
+  and the cacher's out-of-scope keys (``"\\x00unmapped/..."``) cannot be named;
+* keys outside the prefix pass through, except a recursive list/watch/count of an *ancestor*
+  of the prefix (``/`` or ``/registry``), which would cover every scope: refused (400);
+* continue tokens are decoded against the scoped list prefix before listing; one that does not
+  decode, or resumes outside that prefix, is a 400 counted in
+  ``tenantstore_continue_token_rejections_total{resource}``. Tokens carry the resume key
+  *relative* to the list prefix (the Kubernetes format), so a token minted for another project
+  decodes inside the caller's own scope and can reveal nothing of the other project;
+* errors never show scoped keys: a ``StorageError`` from below is re-raised as a copy whose
+  message, key and details have every ``<prefix>/clusters/<project>`` / ``<prefix>/root``
+  replaced by ``<prefix>`` (the caller's unscoped view), without the original chained; watch
+  ERROR events are scrubbed the same way.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..keys import scoped_key
+from ..storage import continue_token
+from ..storage.errors import BadRequestError, InvalidError, StorageError
+from ..storage.events import EventType, WatchEvent
+from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
+from ..storage.options import ListOptions, ObjectList, Preconditions
+from ..storage.watch import Watch
+from . import metrics
+from .context import AllProjects, current_scope
+
+__all__ = ["KeyRewriter", "ScrubbingWatch"]
+
+T = TypeVar("T")
+
+_ALL_PROJECTS_READ_ONLY = (
+    "the all-projects scope is read-only: only list, watch and count of the whole resource "
+    "are allowed"
+)
+
+
+def _validate_key(key: str) -> None:
+    if not isinstance(key, str) or not key.startswith("/"):
+        raise InvalidError(f'invalid key "{key}": must be an absolute path')
+    if "\x00" in key or (posixpath.normpath(key) != key.rstrip("/") and key != "/"):
+        raise InvalidError(f'invalid key "{key}": must be a clean path')
+
+
+class KeyRewriter:
+    """``Storage`` that rewrites keys under ``resource_prefix`` into the caller's scope."""
+
+    def __init__(
+        self, inner: Storage, resource_prefix: str, resource_label: str | None = None
+    ) -> None:
+        self.inner = inner
+        self.prefix = resource_prefix.rstrip("/")
+        if not self.prefix.startswith("/"):
+            raise ValueError(f"resource prefix must be an absolute path: {resource_prefix!r}")
+        self.resource_label = resource_label or self.prefix
+        self._m_rejections = metrics.CONTINUE_TOKEN_REJECTIONS.labels(self.resource_label)
+        # <prefix>/clusters/<anything up to a delimiter> or <prefix>/root, as a whole segment.
+        self._scope_re = re.compile(
+            re.escape(self.prefix) + r"/(?:clusters/[^/\s\"'\\]*|root)(?=[/\s\"'\\]|$)"
+        )
+
+    # -- key rewriting ----------------------------------------------------------------------
+    def _under(self, key: str) -> bool:
+        return key == self.prefix or key.startswith(self.prefix + "/")
+
+    def _rewrite(self, key: str, *, reading_all: bool, recursive: bool) -> str:
+        """The scoped key for ``key`` in the current scope.
+
+        ``reading_all``: the call may run in the all-projects scope (recursive list, watch,
+        count); anything else there is a 400.
+        """
+        _validate_key(key)
+        scope = current_scope()
+        if isinstance(scope, AllProjects):
+            if not (reading_all and recursive):
+                raise BadRequestError(_ALL_PROJECTS_READ_ONLY, key=key)
+            if key.rstrip("/") != self.prefix:
+                raise BadRequestError(
+                    "the all-projects scope lists and watches the whole resource only "
+                    f'("{self.prefix}")',
+                    key=key,
+                )
+            return self.prefix + "/"
+        if self._under(key):
+            return scoped_key(key, self.prefix, scope)
+        if recursive and (self.prefix + "/").startswith(continue_token.list_prefix(key)):
+            raise BadRequestError(
+                f'key "{key}" covers the whole resource "{self.prefix}": list the resource '
+                "prefix instead",
+                key=key,
+            )
+        return key
+
+    # -- error scrubbing --------------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        """``text`` with every scope segment after the prefix removed."""
+        if not text or self.prefix not in text:
+            return text
+        return self._scope_re.sub(lambda _m: self.prefix, text)
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub_value(v) for v in value]
+        return value
+
+    def scrub_error(self, exc: StorageError) -> StorageError:
+        """A copy of ``exc`` that names only unscoped keys, with no chained exception."""
+        cls = type(exc)
+        new = cls.__new__(cls)
+        new.__dict__.update(exc.__dict__)
+        message = self.scrub(exc.message)
+        new.message = message
+        new.args = (message,)
+        new.key = self.scrub(exc.key)
+        new.details = self._scrub_value(exc.details)
+        return new
+
+    async def _run(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except StorageError as exc:
+            err = self.scrub_error(exc)
+        # Raised outside the handler so the scoped original is not kept as __context__.
+        raise err
+
+    # -- Storage ----------------------------------------------------------------------------
+    async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
+        scoped = self._rewrite(key, reading_all=False, recursive=False)
+        return await self._run(self.inner.create(scoped, obj, ttl=ttl))
+
+    async def get(
+        self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
+    ) -> Object | None:
+        scoped = self._rewrite(key, reading_all=False, recursive=False)
+        return await self._run(
+            self.inner.get(
+                scoped, resource_version=resource_version, ignore_not_found=ignore_not_found
+            )
+        )
+
+    async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        scoped = self._rewrite(key, reading_all=True, recursive=opts.recursive)
+        if opts.continue_ and opts.recursive:
+            self._check_continue(opts.continue_, continue_token.list_prefix(scoped))
+        return await self._run(self.inner.get_list(scoped, opts))
+
+    def _check_continue(self, token: str, list_prefix: str) -> None:
+        try:
+            start, _rv = continue_token.decode(token, list_prefix)
+        except BadRequestError:
+            self._m_rejections.inc()
+            raise
+        if not start.startswith(list_prefix):
+            self._m_rejections.inc()
+            raise BadRequestError("continue token does not belong to the current scope")
+
+    async def guaranteed_update(
+        self,
+        key: str,
+        update_fn: UpdateFunc,
+        *,
+        ignore_not_found: bool = False,
+        preconditions: Preconditions | None = None,
+        suggestion: Object | None = None,
+    ) -> Object:
+        scoped = self._rewrite(key, reading_all=False, recursive=False)
+        return await self._run(
+            self.inner.guaranteed_update(
+                scoped,
+                update_fn,
+                ignore_not_found=ignore_not_found,
+                preconditions=preconditions,
+                suggestion=suggestion,
+            )
+        )
+
+    async def delete(
+        self,
+        key: str,
+        *,
+        preconditions: Preconditions | None = None,
+        validate: ValidateDeletion | None = None,
+    ) -> Object:
+        scoped = self._rewrite(key, reading_all=False, recursive=False)
+        return await self._run(
+            self.inner.delete(scoped, preconditions=preconditions, validate=validate)
+        )
+
+    async def watch(self, key: str, opts: ListOptions) -> Watch:
+        scoped = self._rewrite(key, reading_all=True, recursive=opts.recursive)
+        inner = await self._run(self.inner.watch(scoped, opts))
+        return ScrubbingWatch(inner, self)
+
+    async def count(self, key: str) -> int:
+        scoped = self._rewrite(key, reading_all=True, recursive=True)
+        return await self._run(self.inner.count(scoped))
+
+    async def current_resource_version(self) -> int:
+        return await self.inner.current_resource_version()
+
+    async def ready(self) -> bool:
+        return await self.inner.ready()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"KeyRewriter({self.prefix!r}, inner={self.inner!r})"
+
+
+class ScrubbingWatch:
+    """A watch whose ERROR events name only unscoped keys."""
+
+    __slots__ = ("_inner", "_rewriter")
+
+    def __init__(self, inner: Watch, rewriter: KeyRewriter) -> None:
+        self._inner = inner
+        self._rewriter = rewriter
+
+    def __aiter__(self) -> ScrubbingWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        ev = await self._inner.__anext__()
+        if ev.type is EventType.ERROR:
+            status = self._rewriter._scrub_value(ev.object)
+            return WatchEvent(EventType.ERROR, status)
+        return ev
+
+    def stop(self) -> None:
+        self._inner.stop()
+
+    async def close(self) -> None:
+        self._inner.stop()
+
+    async def __aenter__(self) -> ScrubbingWatch:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._inner.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        # pending(), terminated, done... of the underlying QueueWatch.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
