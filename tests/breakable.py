@@ -63,7 +63,9 @@ class BreakableKV:
         self, start: str, end: str, *, start_revision: int, progress_notify: bool = False
     ) -> BreakableWatch:
         w = BreakableWatch(
-            self.inner.watch(start, end, start_revision=start_revision, progress_notify=progress_notify)
+            self.inner.watch(
+                start, end, start_revision=start_revision, progress_notify=progress_notify
+            )
         )
         self.watches.append(w)
         return w

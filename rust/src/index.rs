@@ -119,13 +119,14 @@ impl<V: Clone> OrdIndex<V> {
         it.map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// Number of keys starting with `prefix`. O(log n + k), no allocation.
+    /// Number of keys starting with `prefix` (and after `start_after`, when given).
+    /// O(log n + k), no allocation.
     #[inline]
-    pub fn count(&self, prefix: &str) -> usize {
-        if prefix.is_empty() {
+    pub fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
+        if prefix.is_empty() && start_after.is_none() {
             return self.map.len();
         }
-        self.range_iter(prefix, None).count()
+        self.range_iter(prefix, start_after).count()
     }
 }
 
@@ -298,10 +299,11 @@ pub mod py {
             range_list(py, &view, prefix, start_after, limit)
         }
 
-        /// Number of keys starting with `prefix`.
-        #[pyo3(signature = (prefix = ""))]
-        fn count(&self, prefix: &str) -> usize {
-            self.view().count(prefix)
+        /// Number of keys starting with `prefix`, after `start_after` when given (the
+        /// items left after a page, for `remainingItemCount`).
+        #[pyo3(signature = (prefix = "", start_after = None))]
+        fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
+            self.view().count(prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
@@ -376,10 +378,10 @@ pub mod py {
             range_list(py, &self.map, prefix, start_after, limit)
         }
 
-        /// Number of keys starting with `prefix`.
-        #[pyo3(signature = (prefix = ""))]
-        fn count(&self, prefix: &str) -> usize {
-            self.map.count(prefix)
+        /// Number of keys starting with `prefix`, after `start_after` when given.
+        #[pyo3(signature = (prefix = "", start_after = None))]
+        fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
+            self.map.count(prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
@@ -469,10 +471,12 @@ mod tests {
         assert!(idx.range("/a/", Some("/b"), None).is_empty());
         assert!(idx.range("/zzz", None, None).is_empty());
         assert_eq!(idx.range("", None, None).len(), 7);
-        assert_eq!(idx.count("/a/"), 4);
-        assert_eq!(idx.count("/a"), 6);
-        assert_eq!(idx.count(""), 7);
-        assert_eq!(idx.count("/c"), 0);
+        assert_eq!(idx.count("/a/", None), 4);
+        assert_eq!(idx.count("/a", None), 6);
+        assert_eq!(idx.count("", None), 7);
+        assert_eq!(idx.count("/c", None), 0);
+        assert_eq!(idx.count("/a/", Some("/a/")), 3);
+        assert_eq!(idx.count("/a/", Some("/a/2")), 1);
     }
 
     #[test]
@@ -570,7 +574,7 @@ mod tests {
                         .collect();
                     assert_eq!(got, expect);
                     assert_eq!(
-                        idx.count(&prefix),
+                        idx.count(&prefix, None),
                         model.keys().filter(|key| key.starts_with(&prefix)).count()
                     );
                 }

@@ -99,7 +99,10 @@ async def test_consistent_read_sees_write_made_directly_on_backend(
         for i in range(5):
             made = await backend.create(f"{prefix}/ns/d{i}", pod(f"d{i}"))
             got = await cacher.get(f"{prefix}/ns/d{i}", resource_version="")
-            assert got is not None and got["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+            assert (
+                got is not None
+                and got["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+            )
             listed = await cacher.get_list(prefix, ListOptions(recursive=True))
             assert len(listed.items) == i + 1
             assert listed.resource_version >= rv(made)
@@ -340,5 +343,56 @@ async def test_stop_ends_watchers(backend: KVStorage, key_prefix: str) -> None:
     w = await cacher.watch(prefix, ListOptions(recursive=True))
     await cacher.stop()
     assert [ev async for ev in w] == []
-    with pytest.raises(GoneError):
-        raise GoneError("x")
+
+
+async def test_consistent_read_after_writes_elsewhere_asks_for_progress(
+    backend: KVStorage, key_prefix: str
+) -> None:
+    """Writes to another resource move the backend revision past the cache's; a
+    consistent read then asks the backend for a progress notification instead of
+    waiting for the periodic one (which comes only every second here, later than the
+    0.8 s this cacher may wait)."""
+    prefix = f"{key_prefix}/pods"
+    cacher = await started(backend, prefix, wait_timeout=0.8)
+    try:
+        for i in range(3):
+            await backend.create(f"{key_prefix}/other/ns/o{i}", pod(f"o{i}"))
+            listed = await cacher.get_list(prefix, ListOptions(recursive=True))
+            assert listed.items == []
+            assert listed.resource_version >= await backend.current_resource_version()
+    finally:
+        await cacher.stop()
+
+
+async def test_continue_after_snapshot_eviction_falls_back_to_backend_and_410s(
+    backend: KVStorage, key_prefix: str, kv: Any
+) -> None:
+    from tenantstore.cacher.cacher import MAX_SNAPSHOTS
+
+    prefix = f"{key_prefix}/pods"
+    cacher = await started(backend, prefix)
+    try:
+        for i in range(4):
+            await backend.create(f"{prefix}/ns/p{i}", pod(f"p{i}"))
+        first = await cacher.get_list(prefix, ListOptions(recursive=True, limit=2))
+        assert first.continue_
+        # Later paginated lists at newer revisions push the first one's snapshot out.
+        for i in range(MAX_SNAPSHOTS):
+            await backend.create(f"{prefix}/ns/q{i}", pod(f"q{i}"))
+            page = await cacher.get_list(prefix, ListOptions(recursive=True, limit=2))
+            assert page.continue_ and page.resource_version > first.resource_version
+        # Served by the backend at the list's revision while it still has it...
+        second = await cacher.get_list(
+            prefix, ListOptions(recursive=True, limit=2, continue_=first.continue_)
+        )
+        assert [o["metadata"]["name"] for o in second.items] == ["p2", "p3"]
+        assert second.resource_version == first.resource_version
+        # ...and 410 once the backend has compacted it.
+        await kv.compact(await kv.current_revision())
+        with pytest.raises(GoneError) as err:
+            await cacher.get_list(
+                prefix, ListOptions(recursive=True, limit=2, continue_=first.continue_)
+            )
+        assert err.value.code == 410
+    finally:
+        await cacher.stop()

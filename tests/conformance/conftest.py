@@ -7,7 +7,7 @@ per (stack, KV backend) pair, with ids like `kv-sqlite` and `kv-etcd`.
 
 Adding a stack (the cacher, a tenancy decorator inside a project scope, ...):
 
-    @register_stack("cacher", cached=True)
+    @register_stack("cacher")
     @contextlib.asynccontextmanager
     async def cacher_stack(kv, key_prefix):
         backend = KVStorage(kv, owns_kv=False)
@@ -33,6 +33,7 @@ those tests are skipped, not weakened, on stacks with `cached=True`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -136,6 +137,25 @@ async def kv_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
         yield Stack(name="kv", store=store, backend=store, kv=kv, prefix=f"{key_prefix}/pods")
     finally:
         await store.close()
+
+
+@register_stack("cacher")
+@contextlib.asynccontextmanager
+async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
+    """The shared watch cache over KVStorage, as Kubernetes runs its store tests."""
+    from tenantstore.backends.store import KVStorage
+    from tenantstore.cacher import Cacher
+
+    backend = KVStorage(kv, owns_kv=False)
+    prefix = f"{key_prefix}/pods"
+    cacher = Cacher(backend, prefix, bookmark_interval=0.5)
+    await cacher.start()
+    await asyncio.wait_for(cacher.wait_ready(), 10)
+    try:
+        yield Stack(name="cacher", store=cacher, backend=backend, kv=kv, prefix=prefix, cached=True)
+    finally:
+        await cacher.stop()
+        await backend.close()
 
 
 # ---------------------------------------------------------------------------------------

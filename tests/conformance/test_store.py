@@ -394,6 +394,11 @@ async def test_list_remaining_item_count(stack: Stack) -> None:
     assert [p.remaining_item_count for p in pages] == [3, 1, None]
 
 
+@pytest.mark.not_cached(
+    "the cacher serves every page of a list from the index snapshot it keeps for the list's "
+    "RV, so backend compaction does not break the list; once the snapshot is evicted the "
+    "backend serves the page and 410s (tests/cacher covers that path)"
+)
 async def test_list_continue_compacted_gone(stack: Stack) -> None:
     await seed(stack, {"ns": ["a", "b", "c"]})
     first = await stack.store.get_list(stack.ns_key("ns"), ListOptions(recursive=True, limit=1))
@@ -670,6 +675,16 @@ async def test_update_stale_suggestion_precondition_rechecked(stack: Stack) -> N
         preconditions=Preconditions(resource_version=str(rv(fresh))),
     )
     assert out["spec"]["v"] == 3
+
+
+async def test_update_suggestion_for_deleted_key(stack: Stack) -> None:
+    """A suggestion for an object deleted since is not trusted: NotFound, nothing made."""
+    key = stack.key("ns", "foo")
+    stale = await stack.store.create(key, pod("foo"))
+    await stack.store.delete(key)
+    with pytest.raises(NotFoundError):
+        await stack.store.guaranteed_update(key, set_spec(v=2), suggestion=stale)
+    assert await stack.store.get(key, ignore_not_found=True) is None
 
 
 class Refused(Exception):

@@ -163,4 +163,3 @@ async def tenancy_stack(
     finally:
         await factory.stop()
         await backend.close()
-

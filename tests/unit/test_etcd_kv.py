@@ -230,9 +230,15 @@ async def test_requested_progress(ekv: EtcdKV, key_prefix: str) -> None:
         it = aiter(w)
         # The watch must be registered before the request, or it misses the broadcast.
         await until(lambda: _is_registered(w))
-        await ekv.request_progress()
-        ev = await next_event(it)
-        assert ev.type is KVEventType.PROGRESS and ev.revision >= rev
+        asked = await ekv.request_progress()
+        # Only etcd releases with the fix for etcd-io/etcd#15220 are asked: on older ones a
+        # requested notification may overtake queued events.
+        version = ekv._client.server_version
+        assert version is not None
+        assert asked == (version >= (3, 5, 13) or (3, 4, 31) <= version < (3, 5, 0))
+        if asked:
+            ev = await next_event(it)
+            assert ev.type is KVEventType.PROGRESS and ev.revision >= rev
     finally:
         await w.close()
 

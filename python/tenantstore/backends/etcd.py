@@ -453,7 +453,9 @@ class SharedClient:
         self.channel = rpc.insecure_channel(_target(endpoint), options=_CHANNEL_OPTIONS)
         self.kv = rpc.KVStub(self.channel)
         self.lease = rpc.LeaseStub(self.channel)
+        self.maintenance = rpc.MaintenanceStub(self.channel)
         self._watch_stub = rpc.WatchStub(self.channel)
+        self.server_version: tuple[int, ...] | None = None
         self._stream: _WatchStream | None = None
         self.leases = _Leases()
         self.refs = 0
@@ -778,9 +780,31 @@ class EtcdKV:
         stream.add(w)
         return w
 
-    async def request_progress(self) -> None:
-        """Ask etcd for a progress notification on every watch of the shared stream."""
+    async def request_progress(self) -> bool:
+        """Ask etcd for a progress notification on every watch of the shared stream.
+
+        Returns False, asking nothing, on etcd releases whose requested notifications can
+        overtake events still queued for a watcher (etcd-io/etcd#15220, fixed in 3.4.31
+        and 3.5.13; Kubernetes gates its consistent reads from cache on the same check):
+        a notification that runs ahead of events would let a "consistent" read miss them.
+        """
+        if not await self._progress_is_reliable():
+            return False
         self._client.stream().request_progress()
+        return True
+
+    async def _progress_is_reliable(self) -> bool:
+        client = self._client
+        if client.server_version is None:
+            try:
+                resp = await client.call(client.maintenance.Status, rpc.StatusRequest())
+                client.server_version = tuple(
+                    int(p) for p in str(resp.version).split("-")[0].split(".")[:3]
+                )
+            except (StorageError, ValueError):
+                return False
+        version = client.server_version
+        return version >= (3, 5, 13) or ((3, 4, 31) <= version < (3, 5, 0))
 
     def watch_count(self) -> int:
         """Watches opened through this EtcdKV that are still open."""

@@ -31,7 +31,8 @@ class KeyValue:
 @dataclass(frozen=True, slots=True)
 class RangeResult:
     kvs: list[KeyValue]
-    # The store revision the range was read at (the header revision).
+    # The store's current revision when the range was read (etcd's header revision),
+    # even for a range at an older `revision`.
     revision: int
     # True if `limit` cut the result short.
     more: bool
@@ -43,9 +44,10 @@ class RangeResult:
 class TxnResult:
     """Outcome of a compare-and-swap.
 
-    succeeded: the write happened at `revision`. Otherwise `current` is the key's
-    current value (None if absent) read in the same transaction, so the caller can retry
-    without another round trip, and `revision` is the store revision of that read.
+    succeeded: the write happened at `revision` (`current` may then hold the written or
+    deleted value; callers must not rely on it). Otherwise `current` is the key's current
+    value (None if absent) read in the same transaction, so the caller can retry without
+    another round trip, and `revision` is the store revision of that read.
     """
 
     succeeded: bool
@@ -63,8 +65,9 @@ class KVEventType(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class KVEvent:
     type: KVEventType
-    # The new key-value for PUT; for DELETE a KeyValue with the key, empty value and
-    # `mod_revision` = the delete's revision. None for PROGRESS.
+    # The new key-value for PUT; for DELETE a KeyValue with the key, empty value,
+    # `mod_revision` = the delete's revision (create_revision may be 0, as etcd sends
+    # it). None for PROGRESS.
     kv: KeyValue | None
     # The previous key-value (the last state for DELETE; None on create).
     prev_kv: KeyValue | None
@@ -87,7 +90,8 @@ class KVWatch(Protocol):
     """Events in revision order, from `start_revision` on, for keys in [start, end).
 
     Iteration raises `CompactedError` if `start_revision` is compacted, and
-    `UnavailableError` if the stream breaks; either ends the watch.
+    `UnavailableError` if the stream breaks or the KV is closed; either ends the watch.
+    `close()` ends iteration cleanly.
     """
 
     def __aiter__(self) -> AsyncIterator[KVEvent]: ...
@@ -122,7 +126,8 @@ class KV(Protocol):
         ...
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
-        """Put if the key's mod_revision is `expected_mod_revision`."""
+        """Put if the key's mod_revision is `expected_mod_revision` (> 0: callers create
+        absent keys with `create`). A put detaches any TTL, as in etcd."""
         ...
 
     async def delete(self, key: str, *, expected_mod_revision: int) -> TxnResult:
@@ -134,6 +139,13 @@ class KV(Protocol):
     ) -> KVWatch: ...
 
     async def current_revision(self) -> int: ...
+
+    async def request_progress(self) -> bool:
+        """Ask for a PROGRESS event now on every watch opened with progress_notify, at a
+        revision covering every write acknowledged before the call, and never ahead of
+        an event still to be delivered. False if the backend cannot promise that (then
+        nothing was asked)."""
+        ...
 
     async def compact(self, revision: int) -> None:
         """Forget history below `revision` (a no-op if already compacted past it)."""

@@ -735,6 +735,18 @@ class SqliteKV:
         self._watchers.add(w)
         return w
 
+    async def request_progress(self) -> bool:
+        """A progress notification now, at the revision of every commit so far, to each
+        live watch that asked for them: the cacher's consistent reads wait on it. The
+        tailer catches up first, so the notification never runs ahead of an event."""
+        async with self._tail_lock:
+            await self._tail_once()
+        for group in list(self._groups.values()):
+            for w in list(group):
+                if w.progress and not w.push(KVEvent(KVEventType.PROGRESS, None, None, self._pos)):
+                    self._demote(w, self._pos + 1)
+        return True
+
     @property
     def watch_count(self) -> int:
         """Open backend watches (the scale harness reports this)."""

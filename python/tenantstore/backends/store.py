@@ -189,7 +189,7 @@ class KVStorage:
             if preconditions is not None:
                 preconditions.check(key, obj)
             if validate is not None:
-                await _maybe_await(validate(obj))
+                await _maybe_await(validate(_deep_copy(obj)))
             res = await self.kv.delete(key, expected_mod_revision=current.mod_revision)
             if res.succeeded:
                 obj["metadata"]["resourceVersion"] = str(res.revision)
@@ -301,6 +301,12 @@ class KVStorage:
 
     async def current_resource_version(self) -> int:
         return await self.kv.current_revision()
+
+    async def request_watch_progress(self) -> bool:
+        """Bookmarks now on every watch that allows them (Kubernetes' RequestWatchProgress);
+        the cacher's consistent reads rely on it. False when the backend cannot promise
+        a bookmark that never runs ahead of an event (see `KV.request_progress`)."""
+        return await self.kv.request_progress()
 
     async def ready(self) -> bool:
         return await self.kv.ready()

@@ -71,6 +71,7 @@ class Cacher:
         window_seconds: float = 75.0,
         window_max_events: int = 100_000,
         wait_timeout: float = 3.0,
+        unproven_wait: float = 0.25,
         watcher_capacity: int = DEFAULT_CAPACITY,
         bookmark_interval: float = 1.0,
         resource_label: str | None = None,
@@ -80,6 +81,9 @@ class Cacher:
         self.prefix = resource_prefix.rstrip("/")
         self.key_func = key_func or default_key_func(self.prefix)
         self.wait_timeout = wait_timeout
+        # How long a consistent read waits for the cache's own events when the backend
+        # cannot confirm freshness with a progress notification.
+        self.unproven_wait = unproven_wait
         self.watcher_capacity = watcher_capacity
         self.bookmark_interval = bookmark_interval
         self.index = Index()
@@ -303,25 +307,19 @@ class Cacher:
         self._m_watchers.set(len(self.watchers))
 
     # -- freshness -----------------------------------------------------------------
-    async def _wait_for(self, rv: int) -> None:
+    async def _wait_for(self, rv: int, timeout: float | None = None) -> None:
         """Wait until the cache has seen `rv`, or fail with TooLargeResourceVersion."""
         if rv <= self.resource_version and self._ready.is_set():
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_timeout
-        if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), self.wait_timeout)
-            except TimeoutError:
-                raise TooLargeResourceVersionError(
-                    f"Too large resource version: {rv}, current: {self.resource_version}",
-                    resource_version=rv,
-                ) from None
-        if rv <= self.resource_version:
-            return
-        fut: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._waiters, (rv, next(self._seq), fut))
+        deadline = loop.time() + (self.wait_timeout if timeout is None else timeout)
         try:
+            if not self._ready.is_set():
+                await asyncio.wait_for(self._ready.wait(), max(0.0, deadline - loop.time()))
+            if rv <= self.resource_version:
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            heapq.heappush(self._waiters, (rv, next(self._seq), fut))
             await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
         except TimeoutError:
             raise TooLargeResourceVersionError(
@@ -329,27 +327,44 @@ class Cacher:
                 resource_version=rv,
             ) from None
 
-    async def _wait_consistent(self) -> None:
-        """A consistent read: the cache must reach the backend's current revision."""
-        rv = await self.backend.current_resource_version()
-        request = getattr(self.backend, "request_watch_progress", None)
-        if rv > self.resource_version and request is not None:
-            await request()
-        await self._wait_for(rv)
+    async def _consistent(self) -> bool:
+        """Bring the cache up to the backend's current revision for a consistent read.
 
-    async def _wait_rv(self, resource_version: str) -> int:
+        The backend is asked for a progress notification, so a revision moved only by
+        writes elsewhere does not leave the read waiting. Where the backend cannot
+        promise one that never runs ahead of events (older etcd), the cache waits
+        briefly for its own events and otherwise answers False: the read then goes to
+        the backend, as Kubernetes does in that case.
+        """
+        rv = await self.backend.current_resource_version()
+        if rv <= self.resource_version and self._ready.is_set():
+            return True
+        request = getattr(self.backend, "request_watch_progress", None)
+        reliable = request is not None and bool(await request())
+        if reliable:
+            await self._wait_for(rv)
+            return True
+        try:
+            await self._wait_for(rv, self.unproven_wait)
+        except TooLargeResourceVersionError:
+            return False
+        return True
+
+    async def _fresh_enough(self, resource_version: str) -> bool:
+        """Wait for the freshness `resource_version` asks; False = serve from the backend."""
         if resource_version == "":
-            await self._wait_consistent()
-            return 0
-        rv = parse_resource_version(resource_version)
-        await self._wait_for(rv)
-        return rv
+            return await self._consistent()
+        await self._wait_for(parse_resource_version(resource_version))
+        return True
 
     # -- reads ----------------------------------------------------------------------
     async def get(
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
-        await self._wait_rv(resource_version)
+        if not await self._fresh_enough(resource_version):
+            return await self.backend.get(
+                key, resource_version=resource_version, ignore_not_found=ignore_not_found
+            )
         found = self.index.get_object(key)
         if found is None:
             if ignore_not_found:
@@ -369,7 +384,8 @@ class Cacher:
         rv = parse_resource_version(opts.resource_version)
         pred = opts.predicate
         if not opts.recursive:
-            await self._wait_rv(opts.resource_version)
+            if not await self._fresh_enough(opts.resource_version):
+                return await self.backend.get_list(key, opts)
             if (
                 opts.resource_version_match == ResourceVersionMatch.EXACT
                 and rv != self.resource_version
@@ -409,8 +425,8 @@ class Cacher:
                 await self._wait_for(rv)
                 if rv != self.resource_version:
                     return await self.backend.get_list(key, opts)
-            else:
-                await self._wait_rv(opts.resource_version)
+            elif not await self._fresh_enough(opts.resource_version):
+                return await self.backend.get_list(key, opts)
             list_rv = self.resource_version
             view = self.index.snapshot() if opts.limit else self.index
 
@@ -434,14 +450,15 @@ class Cacher:
                 self._snapshots[list_rv] = view
                 while len(self._snapshots) > MAX_SNAPSHOTS:
                     self._snapshots.popitem(last=False)
-            if pred.empty and not opts.continue_:
-                remaining = view.count(prefix) - len(items)
+            if pred.empty:
+                remaining = view.count(prefix, last_key)
         return ObjectList(
             items=items, resource_version=list_rv, continue_=token, remaining_item_count=remaining
         )
 
     async def count(self, key: str) -> int:
-        return self.index.count(continue_token.list_prefix(key))
+        # As upstream: counts are exact, so they come from the backend.
+        return await self.backend.count(key)
 
     async def current_resource_version(self) -> int:
         return await self.backend.current_resource_version()
@@ -482,7 +499,8 @@ class Cacher:
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
         rv_text = opts.resource_version
         if rv_text == "":
-            await self._wait_consistent()
+            # "Most recent": the freshest state provable; the cache's own otherwise.
+            await self._consistent()
             rv = 0
         else:
             rv = parse_resource_version(rv_text)

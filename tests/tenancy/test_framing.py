@@ -1,0 +1,223 @@
+"""Framing transformer, tenant codec, tenant map and key function; values planted in the KV."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tenantstore.backends.kv import KV
+from tenantstore.backends.store import KVStorage
+from tenantstore.codec import JSONCodec
+from tenantstore.frames import frame
+from tenantstore.keys import scoped_key
+from tenantstore.storage import InternalError, ListOptions, NotFoundError, StorageError
+from tenantstore.tenancy import (
+    POISONED,
+    UNMAPPED,
+    UNMAPPED_PREFIX,
+    FramingTransformer,
+    KeyDivergedError,
+    SharedStorageFactory,
+    TenantCodec,
+    TenantMap,
+    all_projects,
+    object_key,
+    project_scope,
+    tenant_key_func,
+)
+from tenantstore.transformers import IDENTITY, AESGCMTransformer
+
+from .conftest import obj, wait_until
+
+P = "/r/cm"
+
+
+def test_framing_roundtrip_and_strip() -> None:
+    t = FramingTransformer(IDENTITY)
+    framed, stale = t.from_storage(b'{"a":1}', "/r/cm/clusters/p1/ns/a")
+    assert framed == frame(b"/r/cm/clusters/p1/ns/a", b'{"a":1}') and not stale
+    assert t.to_storage(framed, "/r/cm/clusters/p1/ns/a") == b'{"a":1}'
+    assert t.to_storage(b'{"a":1}', "/k") == b'{"a":1}'
+    with pytest.raises(InternalError):
+        t.to_storage(b"\x7ftsk\x01\x00\x00\x00\xff/k", "/k")
+    # A stored value carrying a frame (planted) is refused on the way out.
+    with pytest.raises(InternalError):
+        t.from_storage(frame(b"/r/cm/clusters/p2/ns/a", b"{}"), "/r/cm/clusters/p1/ns/a")
+
+
+def test_framing_over_aes_binds_the_key() -> None:
+    t = FramingTransformer(AESGCMTransformer([("k1", b"0" * 32)]))
+    stored = t.to_storage(b'{"a":1}', "/r/cm/clusters/p1/ns/a")
+    framed, _ = t.from_storage(stored, "/r/cm/clusters/p1/ns/a")
+    assert framed == frame(b"/r/cm/clusters/p1/ns/a", b'{"a":1}')
+    with pytest.raises(InternalError):
+        t.from_storage(stored, "/r/cm/clusters/p2/ns/a")
+
+
+def test_codec_records_owner_and_nothing_on_the_object() -> None:
+    m = TenantMap(P)
+    codec = TenantCodec(JSONCodec(), m, P)
+    body = JSONCodec().encode(obj("a", uid="u1"))
+    got = codec.decode(frame(b"/r/cm/clusters/p1/ns/a", body), 7)
+    assert got == {
+        **obj("a", uid="u1"),
+        "metadata": {**obj("a", uid="u1")["metadata"], "resourceVersion": "7"},
+    }
+    assert m.owner("u1") == "p1"
+    codec.decode(frame(b"/r/cm/root/a", JSONCodec().encode(obj("a", ns=None, uid="u2"))), 8)
+    assert m.owner("u2") is None
+    # Unframed: plain decode, nothing recorded.
+    codec.decode(JSONCodec().encode(obj("a", uid="u3")), 9)
+    assert m.owner("u3") is UNMAPPED
+    # A corrupt frame is an error, never a plain decode.
+    with pytest.raises(InternalError):
+        codec.decode(b"\x7ftsk\x01\x00\x00\x00\xff/r/cm/clusters/p1/ns/a{}", 1)
+    with pytest.raises(InternalError):
+        codec.decode(b"\x7fXXXX", 1)
+
+
+def test_map_rules_and_key_func() -> None:
+    m = TenantMap(P)
+    kf = tenant_key_func(m)
+    a = obj("a", uid="ua")
+    assert m.record("/r/cm/clusters/p1/ns/a", a)
+    assert kf(a) == "/r/cm/clusters/p1/ns/a" == object_key(P, "p1", a)
+    # Same scope again: fine. Another scope: poisoned, the key function refuses.
+    assert m.record(b"/r/cm/clusters/p1/ns/a", a)
+    assert not m.record("/r/cm/clusters/p2/ns/a", a)
+    assert m.owner("ua") is POISONED
+    with pytest.raises(KeyDivergedError):
+        kf(a)
+    # Storage key differing from the key predicted from the body: poisoned.
+    b = obj("b", uid="ub")
+    assert not m.record("/r/cm/clusters/p1/ns/other", b)
+    with pytest.raises(KeyDivergedError, match="diverged"):
+        kf(b)
+    # Keys naming no valid scope: not recorded; the object is keyed out of every scope.
+    c = obj("c", uid="uc")
+    for key in ("/r/cm/ns/c", "/r/cm/clusters/P1/ns/c", "/r/cm/clusters//ns/c", "/other/c"):
+        assert not m.record(key, c)
+    assert kf(c) == UNMAPPED_PREFIX + "uc"
+    # ... but such a key for a mapped uid poisons it (no stale mapping reused).
+    d = obj("d", uid="ud")
+    m.record("/r/cm/root/ns/d", d)
+    assert kf(d) == "/r/cm/root/ns/d"
+    m.record("/r/cm/garbage/ns/d", d)
+    assert m.owner("ud") is POISONED
+    # No uid: refused.
+    with pytest.raises(KeyDivergedError):
+        kf({"metadata": {"name": "x"}})
+    assert not m.record("/r/cm/root/x", {"metadata": {"name": "x"}})
+
+
+def test_object_key_matches_rust_scoped_key() -> None:
+    for project in ("p1", None):
+        for o in (obj("a"), obj("a", ns=None), obj("x.y-z", ns="kube-system")):
+            meta = o["metadata"]
+            plain = (
+                f"{P}/{meta['namespace']}/{meta['name']}"
+                if "namespace" in meta
+                else f"{P}/{meta['name']}"
+            )
+            assert object_key(P, project, o) == scoped_key(plain, P, project)
+
+
+def test_grace_window_protects_young_entries() -> None:
+    m = TenantMap(P)
+    m.record("/r/cm/clusters/p1/ns/a", obj("a", uid="old"))
+    m.begin_grace()
+    m.record("/r/cm/clusters/p1/ns/b", obj("b", uid="young"))
+    assert m.prune(live_uids=set()) == 1
+    assert "young" in m and "old" not in m
+    assert m.prune(live_uids=set()) == 1
+    assert len(m) == 0
+
+
+# -- values planted directly in the KV, bypassing tenantstore ------------------------------
+
+
+async def _stack_names(store: object, prefix: str, project: str | None) -> list[str]:
+    with project_scope(project):
+        got = await store.get_list(prefix, ListOptions(recursive=True))  # type: ignore[attr-defined]
+    return sorted(o["metadata"]["name"] for o in got.items)
+
+
+async def test_raw_value_without_frame_is_only_its_keys_scope(
+    kv: KV, factory: SharedStorageFactory, prefix: str
+) -> None:
+    store = factory.storage(prefix)
+    raw = JSONCodec().encode(obj("raw", uid="raw-uid", secret="planted"))
+    await kv.create(scoped_key(f"{prefix}/ns/raw", prefix, "p1"), raw)
+    # A raw value whose body does not match its key, and one outside every scope.
+    await kv.create(
+        scoped_key(f"{prefix}/ns/liar", prefix, "p2"),
+        JSONCodec().encode(obj("raw", uid="liar-uid", secret="planted")),
+    )
+    await kv.create(
+        f"{prefix}/noscope/ns/x", JSONCodec().encode(obj("x", ns="ns", uid="noscope-uid"))
+    )
+    with project_scope("p3"):
+        await store.create(f"{prefix}/ns/fence", obj("fence"))
+    await wait_until(lambda: "liar-uid" in factory.tenant_map(prefix))
+    assert await _stack_names(store, prefix, "p1") == ["raw"]  # its own key's scope
+    assert await _stack_names(store, prefix, "p2") == []  # diverged: not cached
+    assert await _stack_names(store, prefix, None) == []
+    assert await _stack_names(store, prefix, "p3") == ["fence"]
+    with all_projects():
+        got = await store.get_list(prefix, ListOptions(recursive=True))
+    assert sorted(o["metadata"]["name"] for o in got.items) == ["fence", "raw"]
+    with project_scope("p2"), pytest.raises(NotFoundError):
+        await store.get(f"{prefix}/ns/liar")
+    index = factory.cacher(prefix).index
+    assert index.keys(UNMAPPED_PREFIX) == [UNMAPPED_PREFIX + "noscope-uid"]
+    key_errors = REGISTRY.get_sample_value(
+        "tenantstore_cacher_key_errors_total", {"resource": prefix}
+    )
+    assert key_errors is not None and key_errors >= 1
+
+
+async def test_value_copied_to_another_project_is_refused(
+    kv: KV, factory: SharedStorageFactory, prefix: str
+) -> None:
+    store = factory.storage(prefix)
+    with project_scope("p1"):
+        await store.create(f"{prefix}/ns/a", obj("a", uid="victim", secret="p1"))
+    stored, _ = await kv.get(scoped_key(f"{prefix}/ns/a", prefix, "p1"))
+    assert stored is not None
+    # Someone with backend access copies p1's bytes under p2's key.
+    await kv.create(scoped_key(f"{prefix}/ns/a", prefix, "p2"), stored.value)
+    await wait_until(lambda: factory.tenant_map(prefix).owner("victim") is POISONED)
+    with project_scope("p2"):
+        await store.create(f"{prefix}/ns/fence", obj("fence"))
+        assert await store.get(f"{prefix}/ns/a", ignore_not_found=True) is None
+    assert await _stack_names(store, prefix, "p2") == ["fence"]
+
+
+async def test_frame_with_wrong_length_planted_in_kv(kv: KV, key_prefix: str) -> None:
+    """A planted frame fails with an error on every path, never decoded for anyone."""
+    prefix = f"{key_prefix}/configmaps"
+    tenant_map = TenantMap(prefix)
+    backend = KVStorage(
+        kv,
+        codec=TenantCodec(JSONCodec(), tenant_map, prefix),
+        transformer=FramingTransformer(IDENTITY),
+        owns_kv=False,
+    )
+    key = scoped_key(f"{prefix}/ns/a", prefix, "p2")
+    body = JSONCodec().encode(obj("a", uid="planted"))
+    for planted in (
+        b"\x7ftsk\x01\x00\x00\x00\xff" + key.encode() + body,  # key length past the end
+        b"\x7ftsk\x01\x00\x00\x00\x02" + key.encode() + body,  # key length too short
+        frame(scoped_key(f"{prefix}/ns/a", prefix, "p1").encode(), body),  # valid, other key
+    ):
+        await kv.create(key, planted)
+        with pytest.raises(StorageError) as err:
+            await backend.get(key)
+        assert err.value.code == 500
+        with pytest.raises(StorageError):
+            await backend.get_list(prefix, ListOptions(recursive=True))
+        assert "planted" not in tenant_map
+        cur, _ = await kv.get(key)
+        assert cur is not None
+        await kv.delete(key, expected_mod_revision=cur.mod_revision)
+    await backend.close()
