@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -41,15 +40,17 @@ from tenantstore.storage.selectors import EVERYTHING
 PREFIX = "/registry/configmaps"
 
 
-def configmap(project: str, name: str, size: int = 400) -> dict[str, Any]:
+def configmap(namespace: str, name: str, size: int = 400) -> dict[str, Any]:
+    """A ConfigMap; the benches use one namespace per simulated tenant, so the cacher's
+    default key function (`<prefix>/<namespace>/<name>`) gives the storage key."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": name,
-            "namespace": "default",
+            "namespace": namespace,
             "uid": str(uuid.uuid4()),
-            "labels": {"app": "bench", "project": project},
+            "labels": {"app": "bench"},
             "creationTimestamp": "2026-11-25T12:00:00Z",
         },
         "data": {"payload": "x" * size},
@@ -98,8 +99,7 @@ def test_dispatch_latency(benchmark: Any, tmp_path: Path, kind: type[WatcherTabl
         await cacher.start()
         await cacher.wait_ready()
         watches = [
-            await cacher.watch(f"{PREFIX}/clusters/p{i}", ListOptions(recursive=True))
-            for i in range(n)
+            await cacher.watch(f"{PREFIX}/p{i}", ListOptions(recursive=True)) for i in range(n)
         ]
         return store, cacher, watches
 
@@ -109,15 +109,15 @@ def test_dispatch_latency(benchmark: Any, tmp_path: Path, kind: type[WatcherTabl
 
     async def write_and_receive() -> None:
         i = next(counter)
-        await store.create(
-            f"{PREFIX}/clusters/p{n // 2}/default/o{i}", configmap(f"p{n // 2}", f"o{i}")
-        )
+        await store.create(f"{PREFIX}/p{n // 2}/o{i}", configmap(f"p{n // 2}", f"o{i}"))
         ev = await asyncio.wait_for(target.__anext__(), 10)
         assert ev.object["metadata"]["name"] == f"o{i}"
 
     benchmark.pedantic(lambda: loop.run_until_complete(write_and_receive()), rounds=200)
 
     async def teardown() -> None:
+        for w in watches:
+            w.stop()
         await cacher.stop()
         await store.close()
 
@@ -143,8 +143,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, KVStora
         async def put(p: int, j: int) -> None:
             async with sem:
                 await store.create(
-                    f"{PREFIX}/clusters/p{p:05d}/default/cm{j:03d}",
-                    configmap(f"p{p:05d}", f"cm{j:03d}", 200),
+                    f"{PREFIX}/p{p:05d}/cm{j:03d}", configmap(f"p{p:05d}", f"cm{j:03d}", 200)
                 )
 
         for p in range(projects):
@@ -166,7 +165,7 @@ def test_list_500(benchmark: Any, big: tuple[Any, KVStorage, Cacher], source: st
     benchmark.group = f"list-500 of {N_OBJECTS:,}"
     loop, store, cacher = big
     target: Any = cacher if source == "cacher" else store
-    key = f"{PREFIX}/clusters/p00007"
+    key = f"{PREFIX}/p00007"
     opts = ListOptions(recursive=True, resource_version="0")
 
     def one() -> None:
@@ -212,7 +211,8 @@ def test_memory_per_cached_object(benchmark: Any) -> None:
     )
     print(
         f"\nper cached object: Python heap {heap:.0f} B, RSS {rss:.0f} B (with tracemalloc's "
-        f"own overhead); encoded JSON {encoded:.0f} B; heap/JSON {heap / encoded:.2f}x ({n:,} objects)"
+        f"own overhead); encoded JSON {encoded:.0f} B; heap/JSON {heap / encoded:.2f}x "
+        f"({n:,} objects)"
     )
     benchmark.group = "memory"
     benchmark.pedantic(lambda: None, rounds=1)

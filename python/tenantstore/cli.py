@@ -64,14 +64,65 @@ async def demo(path: str) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run the Kubernetes-style API server until SIGTERM/SIGINT; 0 on a clean shutdown."""
+    from .server import ServerConfig, create_app, make_server
+    from .server.registry import RegistryError, ResourceRegistry
+
+    try:
+        registry = ResourceRegistry.with_builtins(args.resources)
+    except (OSError, RegistryError) as exc:
+        print(f"tenantstore serve: {exc}", file=sys.stderr)
+        return 2
+    config = ServerConfig(
+        backend=args.backend,
+        mode=args.mode,
+        resources_file=args.resources,
+        max_body_bytes=args.max_body_bytes,
+    )
+    server = make_server(
+        create_app(config, registry),
+        args.host,
+        args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tenantstore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="write and list in three scopes on embedded SQLite")
     p_demo.add_argument("--db", default=DEFAULT_DB, help="SQLite file (default: %(default)s)")
+    p_serve = sub.add_parser(
+        "serve",
+        help="serve a Kubernetes-style API; projects at /projects/<p>/control-plane/",
+        description="Serve a Kubernetes-style REST API over tenantstore. Paths under "
+        "/projects/<project>/control-plane/ are confined to that project; others are root.",
+    )
+    p_serve.add_argument(
+        "--backend",
+        default="sqlite://" + DEFAULT_DB,
+        help="sqlite://PATH (sqlite:///abs/path) or etcd://HOST:PORT (default: %(default)s)",
+    )
+    p_serve.add_argument("--mode", choices=["shared", "per-project"], default="shared")
+    p_serve.add_argument("--resources", help="YAML/JSON file declaring custom resources")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    p_serve.add_argument(
+        "--max-body-bytes", type=int, default=3 * 1024 * 1024, help="request size limit"
+    )
+    p_serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p_serve.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return asyncio.run(demo(args.db))
+    if args.command == "serve":
+        return serve(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -396,3 +396,39 @@ async def test_continue_after_snapshot_eviction_falls_back_to_backend_and_410s(
         assert err.value.code == 410
     finally:
         await cacher.stop()
+
+
+async def test_undecodable_value_is_left_out_and_does_not_stall_the_cache(
+    kv: Any, key_prefix: str
+) -> None:
+    """A corrupt value under the prefix must not stop the reflector (one shared cache
+    serves every tenant): the object disappears, everything else keeps flowing."""
+    backend = KVStorage(kv, owns_kv=False, skip_corrupt=True)
+    prefix = f"{key_prefix}/pods"
+    await backend.create(f"{prefix}/ns/bad-at-start", pod("bad-at-start"))
+    await kv.update(
+        f"{prefix}/ns/bad-at-start",
+        b"\x7fgarbage",
+        expected_mod_revision=(await kv.get(f"{prefix}/ns/bad-at-start"))[0].mod_revision,
+    )
+    cacher = await started(backend, prefix)
+    try:
+        assert await cacher.get(f"{prefix}/ns/bad-at-start", ignore_not_found=True) is None
+        w = await cacher.watch(prefix, ListOptions(recursive=True))
+        made = await backend.create(f"{prefix}/ns/a", pod("a"))
+        current, _ = await kv.get(f"{prefix}/ns/a")
+        await kv.update(f"{prefix}/ns/a", b"{not json", expected_mod_revision=current.mod_revision)
+        await backend.create(f"{prefix}/ns/b", pod("b"))
+        got = await drain(w, 3)
+        assert [(e.type, e.object["metadata"]["name"]) for e in got] == [
+            (EventType.ADDED, "a"),
+            (EventType.DELETED, "a"),
+            (EventType.ADDED, "b"),
+        ]
+        assert rv(got[1].object) > rv(made)
+        listed = await cacher.get_list(prefix, ListOptions(recursive=True))
+        assert [o["metadata"]["name"] for o in listed.items] == ["b"]
+        w.stop()
+    finally:
+        await cacher.stop()
+        await backend.close()

@@ -146,7 +146,7 @@ async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     from tenantstore.backends.store import KVStorage
     from tenantstore.cacher import Cacher
 
-    backend = KVStorage(kv, owns_kv=False)
+    backend = KVStorage(kv, owns_kv=False, skip_corrupt=True)
     prefix = f"{key_prefix}/pods"
     cacher = Cacher(backend, prefix, bookmark_interval=0.5)
     await cacher.start()

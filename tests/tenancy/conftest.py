@@ -34,13 +34,13 @@ async def factory(kv: KV, prefix: str) -> AsyncIterator[SharedStorageFactory]:
         await f.stop()
 
 
-async def wait_until(pred: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
-    """Poll ``pred()`` (sync or async) until true; fail after ``timeout`` seconds."""
+async def wait_until(pred: Any, within: float = 10.0, interval: float = 0.02) -> None:
+    """Poll ``pred()`` (sync or async) until true; fail after ``within`` seconds."""
     import asyncio
     import inspect
 
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         got = pred()
         if inspect.isawaitable(got):
@@ -48,5 +48,5 @@ async def wait_until(pred: Any, timeout: float = 10.0, interval: float = 0.02) -
         if got:
             return
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)

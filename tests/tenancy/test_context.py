@@ -86,13 +86,10 @@ def test_all_projects_is_explicit_and_refused_inside_a_project() -> None:
         assert in_all_projects()
     assert not in_all_projects()
     with project_scope("p1"):
-        with pytest.raises(ScopeError):
-            with all_projects():
-                pass
-        with pytest.raises(ScopeError):
-            with project_scope("p2"):
-                pass
-        with pytest.raises(ScopeError):
-            with project_scope(None):
-                pass
+        with pytest.raises(ScopeError), all_projects():
+            pass
+        with pytest.raises(ScopeError), project_scope("p2"):
+            pass
+        with pytest.raises(ScopeError), project_scope(None):
+            pass
         assert current_project() == "p1"

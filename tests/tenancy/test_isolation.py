@@ -121,7 +121,9 @@ async def _run(kv: KV, ops: list[tuple[Any, ...]]) -> None:
                             model.version += 1
                             v = str(model.version)
 
-                            def set_v(cur: dict[str, Any], v: str = v) -> dict[str, Any]:
+                            def set_v(
+                                cur: dict[str, Any], v: str = v, scope: str | None = scope
+                            ) -> dict[str, Any]:
                                 seen_ok(scope, cur)
                                 cur["data"]["v"] = v
                                 return cur
@@ -200,7 +202,7 @@ async def _run(kv: KV, ops: list[tuple[Any, ...]]) -> None:
                 scope: str | None = scope,
                 want: dict[Any, str] = want,
             ) -> bool:
-                while getattr(w, "pending")():
+                while w.pending():
                     ev = await w.__anext__()
                     if ev.type is EventType.BOOKMARK:
                         continue
@@ -213,7 +215,7 @@ async def _run(kv: KV, ops: list[tuple[Any, ...]]) -> None:
                         state[k] = ev.object["data"]["v"]
                 return state == want
 
-            await wait_until(drained, timeout=10)
+            await wait_until(drained, within=10)
     finally:
         for w in watches.values():
             w.stop()

@@ -283,9 +283,8 @@ async def test_invalid_project_ids_never_reach_storage(
     factory: SharedStorageFactory, prefix: str
 ) -> None:
     for bad in ("a/b", "..", "P1", "", "p1/../p2"):
-        with pytest.raises(InvalidProjectError):
-            with project_scope(bad):
-                pass
+        with pytest.raises(InvalidProjectError), project_scope(bad):
+            pass
     assert len(factory.cacher(prefix).index) == 0
 
 

@@ -62,7 +62,7 @@ async def test_churn_keeps_map_equal_to_live_set(kv: KV, prefix: str) -> None:
         def settled() -> bool:
             return tmap.uids() == tracker.live_uids() and len(tmap) == len(created)
 
-        await wait_until(settled, timeout=30)
+        await wait_until(settled, within=30)
         deleted = 2100 - len(created)
         assert tracker.forgotten > deleted // 2
         assert tracker.forgotten + tracker.pruned >= deleted

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import posixpath
 from typing import Any
+
+from prometheus_client import Counter
 
 from ..codec import Codec, JSONCodec, resource_version_of
 from ..storage import continue_token
@@ -39,6 +42,8 @@ from ..storage.options import (
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from ..transformers import IDENTITY, Transformer
 from .kv import KV, CompactedError, KeyValue, KVEvent, KVEventType, KVWatch, prefix_end
+
+log = logging.getLogger(__name__)
 
 # Kubernetes grows the page it asks etcd for when a selector filters items out, up to this.
 MAX_PAGE = 10_000
@@ -77,12 +82,19 @@ class KVStorage:
         transformer: Transformer | None = None,
         watch_capacity: int = DEFAULT_CAPACITY,
         owns_kv: bool = True,
+        skip_corrupt: bool = False,
     ) -> None:
         self.kv = kv
         self.codec: Codec = codec or JSONCodec()
         self.transformer: Transformer = transformer or IDENTITY
         self.watch_capacity = watch_capacity
         self._owns_kv = owns_kv
+        # For a cache's reflector: a value that cannot be decoded (corrupt, planted, or
+        # encrypted with an unknown key) is left out of lists and its watch event becomes
+        # the object's disappearance, instead of failing the list or ending the watch,
+        # which would stall one shared cache for every tenant. Direct callers keep the
+        # strict behaviour: an error they can see.
+        self.skip_corrupt = skip_corrupt
         self._watch_tasks: set[asyncio.Task[None]] = set()
 
     # -- encoding -----------------------------------------------------------------
@@ -271,7 +283,13 @@ class KVStorage:
             for kv in res.kvs:
                 consumed += 1
                 last_key = kv.key
-                obj, _ = self._decode(kv)
+                try:
+                    obj, _ = self._decode(kv)
+                except Exception as exc:
+                    if not self.skip_corrupt:
+                        raise
+                    _report_corrupt(kv.key, exc)
+                    continue
                 if pred.matches(obj):
                     items.append(obj)
                     if limit and len(items) >= limit:
@@ -363,11 +381,22 @@ class KVStorage:
         pred = opts.predicate
         try:
             for kv in initial:
-                obj, _ = self._decode(kv)
+                try:
+                    obj, _ = self._decode(kv)
+                except Exception as exc:
+                    if not self.skip_corrupt:
+                        raise
+                    _report_corrupt(kv.key, exc)
+                    continue
                 if pred.matches(obj) and not watch.send(WatchEvent(EventType.ADDED, obj)):
                     return
             async for ev in kvwatch:
-                out = self._translate(ev, opts)
+                try:
+                    out = self._translate(ev, opts)
+                except Exception as exc:
+                    if not self.skip_corrupt:
+                        raise
+                    out = self._corrupt_event(ev, opts, exc)
                 if out is not None and not watch.send(out):
                     return
             watch.finish()
@@ -383,6 +412,20 @@ class KVStorage:
             with contextlib.suppress(Exception):
                 await kvwatch.close()
             watch.finish()
+
+    def _corrupt_event(self, ev: KVEvent, opts: ListOptions, exc: Exception) -> WatchEvent | None:
+        """The event for a value that cannot be decoded: the last good state, if any,
+        disappears; otherwise a bookmark, so the watcher's revision still moves on."""
+        key = ev.kv.key if ev.kv is not None else ev.prev_kv.key if ev.prev_kv else ""
+        _report_corrupt(key, exc)
+        if ev.type is KVEventType.PUT and ev.prev_kv is not None:
+            try:
+                prev = self._decode(ev.prev_kv, ev.revision)[0]
+            except Exception:
+                prev = None
+            if prev is not None and opts.predicate.matches(prev):
+                return WatchEvent(EventType.DELETED, prev)
+        return bookmark(ev.revision) if opts.allow_watch_bookmarks else None
 
     def _translate(self, ev: KVEvent, opts: ListOptions) -> WatchEvent | None:
         pred = opts.predicate
@@ -406,6 +449,17 @@ class KVStorage:
         if prev_ok:
             return WatchEvent(EventType.DELETED, prev)
         return None
+
+
+CORRUPT_VALUES = Counter(
+    "tenantstore_storage_corrupt_values_total",
+    "Stored values that could not be decoded and were left out of a cache",
+)
+
+
+def _report_corrupt(key: str, exc: Exception) -> None:
+    CORRUPT_VALUES.inc()
+    log.error("stored value under %s cannot be decoded, left out: %s", key, exc)
 
 
 def _too_large(requested: int, current: int) -> TooLargeResourceVersionError:

@@ -45,6 +45,8 @@ LIST_PAGE = 5000
 # Paginated lists keep the snapshot their first page was served from, so later pages
 # see the same state; this many are kept (least recently used first out).
 MAX_SNAPSHOTS = 16
+# Events the backend watch may buffer for the reflector before it is ended as too slow.
+REFLECTOR_CAPACITY = 1_000_000
 
 
 def default_key_func(resource_prefix: str) -> KeyFunc:
@@ -228,6 +230,10 @@ class Cacher:
             progress_notify=True,
         )
         watch = await self.backend.watch(self.prefix, opts)
+        if isinstance(watch, QueueWatch):
+            # The reflector keeps up with bursts by design (it never awaits per event);
+            # a small buffer would turn a burst into a needless re-list.
+            watch.set_capacity(REFLECTOR_CAPACITY)
         async with watch:
             async for ev in watch:
                 if ev.type is EventType.ERROR:

@@ -41,7 +41,8 @@ def decode(token: str, prefix: str) -> tuple[str, int]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise BadRequestError("continue key is not valid: too long")
     try:
-        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        padded = token + "=" * (-len(token) % 4)
+        data = base64.b64decode(padded, altchars=b"-_", validate=True)
         body = orjson.loads(data)
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
         raise BadRequestError(f"continue key is not valid: {exc}") from None

@@ -55,6 +55,10 @@ class QueueWatch:
     def done(self) -> bool:
         return self._done
 
+    def set_capacity(self, capacity: int) -> None:
+        """Resize the buffer (a cache's reflector gives its backend watch a large one)."""
+        self._capacity = capacity
+
     def set_on_stop(self, fn: Callable[[], None]) -> None:
         self._on_stop = fn
 

@@ -150,6 +150,7 @@ class SharedStorageFactory:
                 transformer=FramingTransformer(transformer or IDENTITY),
                 watch_capacity=watcher_capacity,
                 owns_kv=False,
+                skip_corrupt=True,
             )
             cacher = Cacher(
                 backend,
@@ -399,6 +400,7 @@ class PerProjectStorageFactory:
             transformer=self.transformer,
             watch_capacity=self.options.watcher_capacity,
             owns_kv=False,
+            skip_corrupt=True,
         )
 
     @property

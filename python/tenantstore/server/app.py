@@ -1,0 +1,299 @@
+"""The ASGI application: configuration, lifespan (backend + factory), request dispatch.
+
+One catch-all route: the path is parsed by `routing` (project prefix, then an ordinary
+Kubernetes path) and dispatched here, inside ``project_scope(project)`` for project
+paths, so every storage call of the request (and of its watch stream) is confined to the
+project's keys. The lifespan opens the KV backend, builds the tenancy factory for the
+registry's resource prefixes and starts it; on shutdown it ends open watch streams, stops
+the factory and closes the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..backends.kv import KV
+from ..storage.errors import NotFoundError, StorageError, to_status
+from ..tenancy import StorageFactory, make_factory, project_scope
+from . import discovery
+from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
+from .metrics import REQUEST_LATENCY, REQUESTS, bind_loop
+from .registry import ResourceRegistry
+from .routing import Kind, Target, parse_path, split_project
+from .status import MethodNotAllowedError, json_response, status_response
+from .validation import DEFAULT_MAX_BODY_BYTES
+from .watchstream import DEFAULT_WATCH_TIMEOUT, WatchResponse
+
+__all__ = ["DEFAULT_BACKEND", "ServerConfig", "ServerState", "create_app", "open_kv"]
+
+log = logging.getLogger("tenantstore.server")
+
+DEFAULT_BACKEND = "sqlite://" + os.path.join("tenantstore-data", "tenantstore.db")
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass
+class ServerConfig:
+    """Everything `create_app` needs; the CLI fills it from flags."""
+
+    backend: str = DEFAULT_BACKEND
+    mode: Literal["shared", "per-project"] = "shared"
+    resources_file: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    watch_timeout: float = DEFAULT_WATCH_TIMEOUT
+    # Passed to the factory (window_seconds, bookmark_interval, ...).
+    factory_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _sqlite_path(url: str) -> str:
+    from ..backends.sqlite import SqliteKV
+
+    path = SqliteKV.path_from_url(url)
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path
+
+
+async def open_kv(url: str) -> KV:
+    """``sqlite://<path>`` (parent directory created) or ``etcd://host:port[,host:port]``."""
+    if url.startswith("sqlite://"):
+        from ..backends.sqlite import SqliteKV
+
+        return await SqliteKV.open(_sqlite_path(url))
+    if url.startswith(("etcd://", "http://")):
+        from ..backends.etcd import EtcdKV
+
+        return await EtcdKV.from_url(url)
+    raise ValueError(f"unknown backend URL {url!r}: expected sqlite://PATH or etcd://HOST:PORT")
+
+
+class ServerState:
+    """What the lifespan builds and the handlers use; one per application."""
+
+    def __init__(self, config: ServerConfig, registry: ResourceRegistry) -> None:
+        self.config = config
+        self.registry = registry
+        self.limits = ServerLimits(config.max_body_bytes, config.watch_timeout)
+        self.kv: KV | None = None
+        self.factory: StorageFactory | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Set when shutdown begins: every open watch stream ends.
+        self.stopping = asyncio.Event()
+
+    def begin_shutdown(self) -> None:
+        """End open watch streams; callable from any thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.stopping.set()
+        else:
+            loop.call_soon_threadsafe(self.stopping.set)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        kv = await open_kv(self.config.backend)
+        try:
+            factory = make_factory(
+                self.config.mode,
+                kv,
+                self.registry.prefixes,
+                resource_labels={r.prefix: r.label for r in self.registry},
+                **self.config.factory_options,
+            )
+            await factory.start()
+        except BaseException:
+            await kv.close()
+            raise
+        self.kv, self.factory = kv, factory
+        bind_loop(self.loop)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        bind_loop(None)
+        if self.factory is not None:
+            await self.factory.stop()
+            self.factory = None
+        if self.kv is not None:
+            await self.kv.close()
+            self.kv = None
+
+    async def ready(self) -> bool:
+        if self.factory is None or self.stopping.is_set():
+            return False
+        for prefix in self.registry.prefixes:
+            if not await self.factory.storage(prefix).ready():
+                return False
+        return True
+
+
+def _verb(method: str, target: Target, watch: bool) -> str:
+    if method == "GET" or method == "HEAD":
+        if target.kind == Kind.COLLECTION:
+            return "WATCH" if watch else "LIST"
+        return "GET"
+    if method == "DELETE" and target.kind == Kind.COLLECTION:
+        return "DELETECOLLECTION"
+    return method
+
+
+class Api:
+    """The catch-all endpoint."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        verb, resource = request.method, ""
+        try:
+            project, rest = split_project(request.url.path)
+            target = parse_path(rest, self.state.registry)
+            if target.resource is not None:
+                resource = target.resource.label
+            watch = target.kind == Kind.COLLECTION and parse_bool(request, "watch")
+            verb = _verb(request.method, target, watch)
+            if project is None:
+                response = await self._dispatch(request, target, None, watch)
+            else:
+                async with project_scope(project):
+                    response = await self._dispatch(request, target, project, watch)
+        except StorageError as err:
+            response = status_response(err)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            response = json_response(to_status(RuntimeError()), 500)
+        REQUESTS.labels(verb, resource, str(response.status_code)).inc()
+        REQUEST_LATENCY.labels(verb, resource).observe(time.perf_counter() - started)
+        return response
+
+    async def _dispatch(
+        self, request: Request, target: Target, project: str | None, watch: bool
+    ) -> Response:
+        method = request.method
+        if target.kind in (Kind.COLLECTION, Kind.OBJECT):
+            return await self._resource(request, target, project, watch)
+        if method not in ("GET", "HEAD"):
+            raise MethodNotAllowedError(f"{method} is not supported on {request.url.path}")
+        return await self._server_endpoint(request, target, project)
+
+    async def _server_endpoint(
+        self, request: Request, target: Target, project: str | None
+    ) -> Response:
+        registry = self.state.registry
+        kind = target.kind
+        if kind == Kind.API_VERSIONS:
+            host = request.headers.get("host", "")
+            return json_response(discovery.api_versions(host))
+        if kind == Kind.CORE_RESOURCES:
+            doc = discovery.api_resource_list(registry, target.group, target.version)
+            return json_response(doc)
+        if kind == Kind.GROUP_LIST:
+            return json_response(discovery.api_group_list(registry))
+        if kind == Kind.GROUP:
+            return json_response(discovery.api_group(registry, target.group))
+        if kind == Kind.VERSION:
+            return json_response(discovery.version_info())
+        if kind in (Kind.HEALTHZ, Kind.LIVEZ):
+            return PlainTextResponse("ok")
+        if kind == Kind.READYZ:
+            if await self.state.ready():
+                return PlainTextResponse("ok")
+            return PlainTextResponse("not ready", status_code=500)
+        if kind == Kind.METRICS and project is None:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        if kind == Kind.ROOT:
+            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]
+            for group in registry.groups:
+                paths.append(f"/apis/{group}")
+                paths += [f"/apis/{group}/{v}" for v in registry.group_versions(group)]
+            if project is None:
+                paths.append("/metrics")
+            return json_response({"paths": sorted(paths)})
+        # /openapi/*, and /metrics inside a project: not served (kubectl tolerates a 404).
+        path = request.url.path
+        raise NotFoundError(f"the server could not find the requested resource ({path})")
+
+    async def _resource(
+        self, request: Request, target: Target, project: str | None, watch: bool
+    ) -> Response:
+        assert target.resource is not None and self.state.factory is not None
+        storage = self.state.factory.storage(target.resource.prefix)
+        handlers = ObjectHandlers(storage, target, self.state.limits)
+        method = request.method
+        if target.kind == Kind.COLLECTION:
+            if method in ("GET", "HEAD"):
+                if watch:
+                    return await self._watch(request, target, project)
+                return await handlers.list(request)
+            if method == "POST":
+                return await handlers.create(request)
+            if method == "DELETE":
+                return await handlers.delete_collection(request)
+        else:
+            if method in ("GET", "HEAD"):
+                return await handlers.get(request)
+            if method == "PUT":
+                return await handlers.replace(request)
+            if method == "PATCH":
+                return await handlers.patch(request)
+            if method == "DELETE":
+                return await handlers.delete(request)
+        raise MethodNotAllowedError(
+            f"the server does not allow this method on the requested resource ({method})"
+        )
+
+    async def _watch(self, request: Request, target: Target, project: str | None) -> Response:
+        assert target.resource is not None and self.state.factory is not None
+        res = target.resource
+        opts = list_options(request, watch=True)
+        timeout = parse_int(request, "timeoutSeconds")
+        storage = self.state.factory.storage(res.prefix)
+        w = await storage.watch(res.collection_key(target.namespace), opts)
+        return WatchResponse(
+            w,
+            resource=res,
+            project=project,
+            timeout=float(timeout) if timeout else self.state.limits.watch_timeout,
+            stopping=self.state.stopping,
+        )
+
+
+def create_app(
+    config: ServerConfig | None = None, registry: ResourceRegistry | None = None
+) -> Starlette:
+    """The application; `app.state.tenantstore` is its `ServerState`."""
+    config = config or ServerConfig()
+    registry = registry or ResourceRegistry.with_builtins(config.resources_file)
+    state = ServerState(config, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    route = Route("/{path:path}", Api(state).handle, methods=_METHODS)
+    app = Starlette(routes=[route], lifespan=lifespan)
+    app.state.tenantstore = state
+    return app

@@ -1,0 +1,402 @@
+"""The REST verbs over `Storage`: one handler per Kubernetes verb, thin by design.
+
+Every object-changing path copies before it modifies: objects returned by storage may be
+the watch cache's shared copies (the update function of `guaranteed_update` receives a
+private deep copy, so it may edit that one). The server owns uid, creationTimestamp,
+generation and resourceVersion: client values of the first three are ignored on create and
+preserved from the stored object on update; resourceVersion in an update body is a
+precondition (409 Conflict when stale), never stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..storage.errors import (
+    AlreadyExistsError,
+    BadRequestError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    StorageError,
+)
+from ..storage.interface import Object, Storage
+from ..storage.options import ListOptions, Preconditions, ResourceVersionMatch
+from ..storage.selectors import Predicate
+from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .registry import Resource
+from .routing import Target
+from .status import UnsupportedMediaTypeError, json_response
+from .validation import (
+    check_identity,
+    generate_name,
+    invalid,
+    read_json_body,
+    require_json,
+    validate_name,
+    validate_namespace_name,
+)
+from .watchstream import typed
+
+__all__ = ["ObjectHandlers", "ServerLimits", "list_options", "parse_bool", "parse_int"]
+
+# Server-owned metadata a client cannot set on create.
+_SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "managedFields",
+)
+_GENERATE_ATTEMPTS = 8
+
+
+class ServerLimits:
+    """Request limits (a plain holder so handlers need not import the app config)."""
+
+    __slots__ = ("max_body_bytes", "watch_timeout")
+
+    def __init__(self, max_body_bytes: int, watch_timeout: float) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.watch_timeout = watch_timeout
+
+
+# -- query parameters ------------------------------------------------------------------
+
+
+def parse_bool(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "")
+    if value in ("", "0", "false", "False"):
+        return False
+    if value in ("1", "true", "True"):
+        return True
+    raise BadRequestError(f'invalid value for "{name}": "{value}" (want true or false)')
+
+
+def parse_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequestError(f'invalid value for "{name}": "{value}" (want an integer >= 0)')
+    return int(value)
+
+
+def list_options(request: Request, *, watch: bool) -> ListOptions:
+    q = request.query_params
+    rv = q.get("resourceVersion", "")
+    if rv and (not rv.isdigit() or len(rv) > 19):
+        raise BadRequestError(f'invalid resourceVersion "{rv}"')
+    match_text = q.get("resourceVersionMatch", "")
+    try:
+        match = ResourceVersionMatch(match_text)
+    except ValueError:
+        raise BadRequestError(
+            f'invalid resourceVersionMatch "{match_text}" (want NotOlderThan or Exact)'
+        ) from None
+    if match != ResourceVersionMatch.UNSET and rv == "":
+        raise BadRequestError("resourceVersionMatch is forbidden unless resourceVersion is set")
+    predicate = Predicate.parse(q.get("labelSelector", ""), q.get("fieldSelector", ""))
+    return ListOptions(
+        resource_version=rv,
+        resource_version_match=match,
+        limit=0 if watch else (parse_int(request, "limit") or 0),
+        continue_="" if watch else q.get("continue", ""),
+        recursive=True,
+        predicate=predicate,
+        allow_watch_bookmarks=watch and parse_bool(request, "allowWatchBookmarks"),
+    )
+
+
+def _reject_dry_run(request: Request) -> None:
+    if request.query_params.get("dryRun"):
+        raise BadRequestError("dryRun is not supported by this server")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _generation_relevant(obj: Object) -> dict[str, Any]:
+    # Kubernetes bumps generation on changes outside metadata and status.
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _object_error(err: StorageError, res: Resource, name: str) -> StorageError:
+    """Storage errors of a single-object call, with Kubernetes' messages and details."""
+    details = {"name": name, "group": res.group, "kind": res.plural}
+    if isinstance(err, NotFoundError):
+        return NotFoundError(f'{res.label} "{name}" not found', details=details)
+    if isinstance(err, AlreadyExistsError):
+        return AlreadyExistsError(f'{res.label} "{name}" already exists', details=details)
+    if isinstance(err, ConflictError):
+        return ConflictError(
+            f'Operation cannot be fulfilled on {res.label} "{name}": {err.message}',
+            details=details,
+        )
+    return err
+
+
+class ObjectHandlers:
+    """get / list / create / replace / patch / delete / deletecollection of one request."""
+
+    def __init__(self, storage: Storage, target: Target, limits: ServerLimits) -> None:
+        assert target.resource is not None
+        self.storage = storage
+        self.res: Resource = target.resource
+        self.namespace = target.namespace
+        self.name = target.name
+        self.limits = limits
+
+    def _key(self, name: str | None = None) -> str:
+        return self.res.key(self.namespace, name if name is not None else self.name)
+
+    def _check_namespace(self) -> None:
+        if self.namespace is not None:
+            validate_namespace_name(self.res, self.namespace)
+
+    # -- reads -------------------------------------------------------------------------
+    async def get(self, request: Request) -> Response:
+        rv = request.query_params.get("resourceVersion", "")
+        if rv and (not rv.isdigit() or len(rv) > 19):
+            raise BadRequestError(f'invalid resourceVersion "{rv}"')
+        try:
+            obj = await self.storage.get(self._key(), resource_version=rv)
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        assert obj is not None
+        return json_response(typed(obj, self.res))
+
+    async def list(self, request: Request) -> Response:
+        opts = list_options(request, watch=False)
+        page = await self.storage.get_list(self.res.collection_key(self.namespace), opts)
+        meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
+        if page.continue_:
+            meta["continue"] = page.continue_
+        if page.remaining_item_count is not None:
+            meta["remainingItemCount"] = page.remaining_item_count
+        body = {
+            "kind": self.res.list_kind,
+            "apiVersion": self.res.api_version,
+            "metadata": meta,
+            "items": [typed(o, self.res) for o in page.items],
+        }
+        return json_response(body)
+
+    # -- writes ------------------------------------------------------------------------
+    async def create(self, request: Request) -> Response:
+        _reject_dry_run(request)
+        if self.res.namespaced and self.namespace is None:
+            raise BadRequestError(
+                f"{self.res.label} is namespaced: create it under /namespaces/<namespace>/"
+            )
+        self._check_namespace()
+        require_json(request)
+        body = await read_json_body(request, self.limits.max_body_bytes)
+        meta = dict(check_identity(self.res, body))
+        generate = meta.get("generateName") if not meta.get("name") else None
+        if generate is not None and not isinstance(generate, str):
+            raise invalid(self.res, "", "metadata.generateName", generate, "must be a string")
+        body_ns = meta.get("namespace")
+        if self.res.namespaced:
+            if body_ns not in (None, "", self.namespace):
+                raise invalid(
+                    self.res,
+                    str(meta.get("name", "")),
+                    "metadata.namespace",
+                    body_ns,
+                    "does not match the namespace of the request",
+                )
+            meta["namespace"] = self.namespace
+        else:
+            meta.pop("namespace", None)
+        for field in _SERVER_FIELDS:
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now()
+        meta["generation"] = 1
+        obj: Object = {**body, "kind": self.res.kind, "apiVersion": self.res.api_version}
+        if self.res.plural == "namespaces" and "status" not in obj:
+            obj["status"] = {"phase": "Active"}
+        attempts = _GENERATE_ATTEMPTS if generate else 1
+        for attempt in range(attempts):
+            name = generate_name(generate) if generate else meta.get("name")
+            name = validate_name(self.res, name)
+            obj["metadata"] = {**meta, "name": name}
+            try:
+                created = await self.storage.create(self._key(name), obj)
+            except AlreadyExistsError as err:
+                if attempt + 1 < attempts:
+                    continue
+                raise _object_error(err, self.res, name) from None
+            return json_response(typed(created, self.res), 201)
+        raise AssertionError("unreachable")
+
+    def _check_url_identity(self, meta: dict[str, Any]) -> None:
+        name = meta.get("name")
+        if name in (None, ""):
+            validate_name(self.res, name)
+        if name != self.name:
+            raise invalid(
+                self.res, self.name, "metadata.name", name, "does not match the name in the URL"
+            )
+        ns = meta.get("namespace")
+        if self.res.namespaced and ns not in (None, "", self.namespace):
+            raise invalid(self.res, self.name, "metadata.namespace", ns, "does not match the URL")
+        if not self.res.namespaced and ns not in (None, ""):
+            raise invalid(self.res, self.name, "metadata.namespace", ns, "not allowed on this type")
+
+    def _finish_update(self, current: Object, new: Object) -> Object:
+        """`new` (a private copy) with server-owned fields taken from `current`."""
+        cur_meta = current.get("metadata") or {}
+        meta = dict(new.get("metadata") or {})
+        for field in ("uid", "creationTimestamp", "deletionTimestamp"):
+            if field in cur_meta:
+                meta[field] = cur_meta[field]
+            else:
+                meta.pop(field, None)
+        meta.pop("resourceVersion", None)
+        meta.pop("selfLink", None)
+        meta["name"] = self.name
+        if self.res.namespaced:
+            meta["namespace"] = self.namespace
+        else:
+            meta.pop("namespace", None)
+        generation = cur_meta.get("generation", 1)
+        if not isinstance(generation, int):
+            generation = 1
+        if _generation_relevant(new) != _generation_relevant(current):
+            generation += 1
+        meta["generation"] = generation
+        new["metadata"] = meta
+        new["kind"] = self.res.kind
+        new["apiVersion"] = self.res.api_version
+        return new
+
+    async def replace(self, request: Request) -> Response:
+        _reject_dry_run(request)
+        self._check_namespace()
+        require_json(request)
+        body = await read_json_body(request, self.limits.max_body_bytes)
+        meta = check_identity(self.res, body)
+        self._check_url_identity(meta)
+        rv = meta.get("resourceVersion") or None
+        if rv is not None and not isinstance(rv, str):
+            raise invalid(self.res, self.name, "metadata.resourceVersion", rv, "must be a string")
+
+        def update(current: Object) -> Object:
+            return self._finish_update(current, {**body, "metadata": dict(meta)})
+
+        try:
+            updated = await self.storage.guaranteed_update(
+                self._key(),
+                update,
+                preconditions=Preconditions(resource_version=rv) if rv else None,
+            )
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        return json_response(typed(updated, self.res))
+
+    async def patch(self, request: Request) -> Response:
+        _reject_dry_run(request)
+        self._check_namespace()
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in (MERGE, JSON_PATCH, STRATEGIC):
+            raise UnsupportedMediaTypeError(
+                f'the body of the request was in an unknown format "{media}" - accepted media '
+                f"types include: {JSON_PATCH}, {MERGE}, {STRATEGIC}"
+            )
+        patch = await read_json_body(request, self.limits.max_body_bytes)
+
+        def update(current: Object) -> Object:
+            patched = apply_patch(media, current, patch)
+            if not isinstance(patched, dict):
+                raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
+            meta = check_identity(self.res, patched)
+            self._check_url_identity({**meta, "name": meta.get("name", self.name)})
+            cur_rv = (current.get("metadata") or {}).get("resourceVersion")
+            want_rv = meta.get("resourceVersion")
+            if want_rv not in (None, "", cur_rv):
+                raise ConflictError(
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again"
+                )
+            return self._finish_update(current, patched)
+
+        try:
+            updated = await self.storage.guaranteed_update(self._key(), update)
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        return json_response(typed(updated, self.res))
+
+    async def _delete_options(self, request: Request) -> Preconditions | None:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > self.limits.max_body_bytes:
+                break
+        if not raw.strip():
+            return None
+        try:
+            opts = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequestError(f"DeleteOptions body is not valid JSON: {exc}") from None
+        if not isinstance(opts, dict):
+            raise BadRequestError("DeleteOptions must be a JSON object")
+        pre = opts.get("preconditions")
+        if pre is None:
+            return None
+        if not isinstance(pre, dict):
+            raise BadRequestError("DeleteOptions.preconditions must be an object")
+        uid, rv = pre.get("uid"), pre.get("resourceVersion")
+        if not all(v is None or isinstance(v, str) for v in (uid, rv)):
+            raise BadRequestError("preconditions.uid and resourceVersion must be strings")
+        if uid is None and rv is None:
+            return None
+        return Preconditions(uid=uid, resource_version=rv)
+
+    async def delete(self, request: Request) -> Response:
+        _reject_dry_run(request)
+        preconditions = await self._delete_options(request)
+        try:
+            deleted = await self.storage.delete(self._key(), preconditions=preconditions)
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        return json_response(typed(deleted, self.res))
+
+    async def delete_collection(self, request: Request) -> Response:
+        """Delete what a list with the same selectors returns (objects gone meanwhile are
+        skipped); answers the list of deleted objects, as Kubernetes does."""
+        _reject_dry_run(request)
+        opts = list_options(request, watch=False)
+        page = await self.storage.get_list(
+            self.res.collection_key(self.namespace),
+            ListOptions(recursive=True, predicate=opts.predicate),
+        )
+        deleted: list[Object] = []
+        for obj in page.items:
+            meta = obj.get("metadata") or {}
+            key = self.res.key(meta.get("namespace"), str(meta.get("name", "")))
+            try:
+                pre = Preconditions(uid=meta.get("uid"))
+                gone = await self.storage.delete(key, preconditions=pre)
+            except (NotFoundError, ConflictError):
+                continue
+            deleted.append(typed(gone, self.res))
+        body = {
+            "kind": self.res.list_kind,
+            "apiVersion": self.res.api_version,
+            "metadata": {},
+            "items": deleted,
+        }
+        return json_response(body)

@@ -1,0 +1,234 @@
+"""The resources the server exposes: the built-in core ones plus custom ones from a file.
+
+A resource fixes everything the REST layer derives from it: its URL (group, version,
+plural, namespaced or not), its kind and list kind, and its storage prefix
+(``/registry/<plural>`` for the core group, ``/registry/<group>/<plural>`` otherwise). The
+prefix is what the tenancy factory builds one cacher for, and the keys below it follow the
+cacher's default layout (``<prefix>/<namespace>/<name>`` or ``<prefix>/<name>``), so the
+project segment the key rewriter inserts lines up with the cache's btree.
+
+Custom resources come from a YAML or JSON file::
+
+    resources:
+      - {group: example.com, version: v1, kind: Widget, plural: widgets, namespaced: true}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BUILTIN_RESOURCES", "RegistryError", "Resource", "ResourceRegistry"]
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_VERSION = re.compile(r"^v[0-9]+((alpha|beta)[0-9]+)?$")
+
+#: Verbs every resource supports (what discovery advertises).
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+class RegistryError(ValueError):
+    """A resource declaration (or the file holding it) is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One REST resource: where it lives in URLs and in storage, and what it is called."""
+
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    singular: str = ""
+    short_names: tuple[str, ...] = field(default=())
+
+    @property
+    def api_version(self) -> str:
+        """``v1`` for core, ``<group>/<version>`` otherwise (the objects' apiVersion)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def prefix(self) -> str:
+        """The storage prefix the factory builds one cacher for."""
+        if self.group:
+            return f"/registry/{self.group}/{self.plural}"
+        return f"/registry/{self.plural}"
+
+    @property
+    def label(self) -> str:
+        """``plural`` or ``plural.group``: the metric label and the name kubectl uses."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def key(self, namespace: str | None, name: str) -> str:
+        """The storage key of one object (the cacher's default key-function layout)."""
+        if self.namespaced:
+            return f"{self.prefix}/{namespace}/{name}"
+        return f"{self.prefix}/{name}"
+
+    def collection_key(self, namespace: str | None) -> str:
+        """The key a recursive list or watch of one namespace (or all) uses."""
+        if self.namespaced and namespace:
+            return f"{self.prefix}/{namespace}"
+        return self.prefix
+
+    def discovery(self) -> dict[str, Any]:
+        """The entry of an ``APIResourceList``."""
+        entry: dict[str, Any] = {
+            "name": self.plural,
+            "singularName": self.singular_name,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": list(VERBS),
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        return entry
+
+
+BUILTIN_RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "Namespace", "namespaces", False, short_names=("ns",)),
+    Resource("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
+    Resource("", "v1", "Secret", "secrets", True),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",)),
+    Resource("", "v1", "Event", "events", True, short_names=("ev",)),
+)
+
+
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise RegistryError(message)
+
+
+def parse_resource(spec: Any, where: str = "resource") -> Resource:
+    """One declaration (a mapping) as a `Resource`; `RegistryError` when malformed."""
+    _need(isinstance(spec, dict), f"{where}: must be a mapping")
+    known = {"group", "version", "kind", "plural", "namespaced", "singular", "shortNames"}
+    unknown = sorted(set(spec) - known)
+    _need(not unknown, f"{where}: unknown fields {unknown}")
+    group = spec.get("group", "")
+    version = spec.get("version")
+    kind = spec.get("kind")
+    plural = spec.get("plural")
+    namespaced = spec.get("namespaced", True)
+    singular = spec.get("singular", "")
+    short = spec.get("shortNames", [])
+    _need(isinstance(group, str), f"{where}: group must be a string")
+    _need(
+        group == "" or (len(group) <= 253 and bool(_SUBDOMAIN.match(group)) and "." in group),
+        f"{where}: group {group!r} must be a DNS subdomain with a dot (e.g. example.com)",
+    )
+    _need(
+        isinstance(version, str) and bool(_VERSION.match(version)),
+        f"{where}: version {version!r} must look like v1, v1beta1, v2alpha1",
+    )
+    _need(
+        isinstance(kind, str) and bool(_KIND.match(kind)),
+        f"{where}: kind {kind!r} must be CamelCase",
+    )
+    _need(
+        isinstance(plural, str) and len(plural) <= 63 and bool(_LABEL.match(plural)),
+        f"{where}: plural {plural!r} must be a lowercase DNS label",
+    )
+    _need(isinstance(namespaced, bool), f"{where}: namespaced must be true or false")
+    _need(
+        isinstance(singular, str) and (singular == "" or bool(_LABEL.match(singular))),
+        f"{where}: singular {singular!r} must be a lowercase DNS label",
+    )
+    _need(
+        isinstance(short, list) and all(isinstance(s, str) and _LABEL.match(s) for s in short),
+        f"{where}: shortNames must be a list of lowercase names",
+    )
+    assert isinstance(version, str) and isinstance(kind, str) and isinstance(plural, str)
+    _need(plural != "namespaces" or group != "", f"{where}: 'namespaces' is reserved")
+    return Resource(group, version, kind, plural, namespaced, singular, tuple(short))
+
+
+def load_resources_file(path: str | os.PathLike[str]) -> list[Resource]:
+    """Read custom resources from a YAML (``.yaml``/``.yml``) or JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        if str(path).endswith(".json"):
+            doc = json.loads(text)
+        else:
+            import yaml
+
+            doc = yaml.safe_load(text)
+    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+        raise RegistryError(f"{path}: not valid YAML/JSON: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError does not derive from ValueError
+        raise RegistryError(f"{path}: not valid YAML/JSON: {exc}") from None
+    if doc is None:
+        return []
+    _need(isinstance(doc, dict), f"{path}: top level must be a mapping with 'resources'")
+    items = doc.get("resources", [])
+    _need(isinstance(items, list), f"{path}: 'resources' must be a list")
+    return [parse_resource(spec, f"{path}: resources[{i}]") for i, spec in enumerate(items)]
+
+
+class ResourceRegistry:
+    """Lookup of resources by (group, version, plural), and the discovery views of them."""
+
+    def __init__(self, resources: Iterable[Resource]) -> None:
+        self._by_gvr: dict[tuple[str, str, str], Resource] = {}
+        self._groups: dict[str, list[str]] = {}
+        for res in resources:
+            gvr = (res.group, res.version, res.plural)
+            if gvr in self._by_gvr:
+                raise RegistryError(f"resource {res.plural} in {res.api_version} declared twice")
+            self._by_gvr[gvr] = res
+            versions = self._groups.setdefault(res.group, [])
+            if res.version not in versions:
+                versions.append(res.version)
+        prefixes = [r.prefix for r in self._by_gvr.values()]
+        if len(set(prefixes)) != len(prefixes):
+            # Two versions of one group/plural would share a storage prefix (one cacher).
+            raise RegistryError("a group/plural may be declared in one version only")
+
+    @classmethod
+    def with_builtins(cls, path: str | os.PathLike[str] | None = None) -> ResourceRegistry:
+        """The built-in core resources plus those declared in ``path`` (if given)."""
+        extra = load_resources_file(path) if path else []
+        return cls([*BUILTIN_RESOURCES, *extra])
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self._by_gvr.values())
+
+    def __len__(self) -> int:
+        return len(self._by_gvr)
+
+    def lookup(self, group: str, version: str, plural: str) -> Resource | None:
+        return self._by_gvr.get((group, version, plural))
+
+    def has_group_version(self, group: str, version: str) -> bool:
+        return version in self._groups.get(group, [])
+
+    def group_versions(self, group: str) -> list[str]:
+        return list(self._groups.get(group, []))
+
+    @property
+    def groups(self) -> list[str]:
+        """Named groups (not the core group), in declaration order."""
+        return [g for g in self._groups if g]
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [r.prefix for r in self]
+
+    def resources_of(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self if r.group == group and r.version == version]

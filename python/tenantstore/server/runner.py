@@ -1,0 +1,81 @@
+"""Running the application under uvicorn with a graceful shutdown.
+
+uvicorn, on SIGTERM/SIGINT, stops accepting connections and then waits for every open
+request before running the lifespan shutdown, so idle watch streams would hold it up
+forever. `TenantstoreServer` ends them first (`ServerState.begin_shutdown`), then lets
+uvicorn drain and run the lifespan (which stops the factory and closes the backend). It
+also does not re-raise the captured signal after a clean shutdown (uvicorn's default,
+which would turn a graceful SIGTERM into exit status 143): the process exits 0.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+from .app import ServerState
+
+__all__ = ["TenantstoreServer", "make_server"]
+
+
+class TenantstoreServer(uvicorn.Server):
+    """uvicorn's server, ending watch streams on shutdown and announcing its URL."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState, *, announce: bool = True):
+        super().__init__(config)
+        self.state = state
+        self.announce = announce
+        self.url = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+        if self.announce:
+            cfg = self.state.config
+            print(
+                f"tenantstore serving on {self.url} (mode {cfg.mode}, backend {cfg.backend}); "
+                f"projects at {self.url}/projects/<project>/control-plane",
+                flush=True,
+            )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.state.begin_shutdown()
+        await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # As uvicorn, minus recording the signal for re-raising after shutdown.
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        self.state.begin_shutdown()
+
+
+def make_server(
+    app: Starlette,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+    announce: bool = True,
+) -> TenantstoreServer:
+    state: ServerState = app.state.tenantstore
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        # Watch streams are long-lived; uvicorn's keep-alive timeout only affects idle ones.
+        timeout_keep_alive=30,
+    )
+    return TenantstoreServer(config, state, announce=announce)

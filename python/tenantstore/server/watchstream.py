@@ -1,0 +1,120 @@
+"""Watch streaming: storage watch events as newline-delimited JSON over one HTTP response.
+
+The stream runs in the request's project scope (the scope is re-entered around the whole
+ASGI call, so anything the stream touches in storage is confined to the project) and
+ends, cleanly (the final empty chunk), on the first of:
+
+* the storage watch ending (an ERROR event such as 410 for a slow consumer comes first),
+* ``timeoutSeconds`` (default 30 minutes),
+* server shutdown (`stopping` is set before uvicorn waits for open connections, so a
+  SIGTERM never hangs on idle watches),
+* the client going away (noticed through ``http.disconnect`` even while no event flows).
+
+The storage watch is always stopped on the way out, which unregisters it from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..storage.events import EventType, WatchEvent
+from ..storage.watch import Watch
+from ..tenancy import project_scope
+from .metrics import WATCHES_OPEN
+from .registry import Resource
+
+__all__ = ["DEFAULT_WATCH_TIMEOUT", "WatchResponse", "encode_event"]
+
+DEFAULT_WATCH_TIMEOUT = 1800.0
+
+
+def typed(obj: dict[str, Any], res: Resource) -> dict[str, Any]:
+    """`obj` with kind and apiVersion set (a new dict only when they are missing)."""
+    if obj.get("kind") == res.kind and obj.get("apiVersion") == res.api_version:
+        return obj
+    return {**obj, "kind": res.kind, "apiVersion": res.api_version}
+
+
+def encode_event(ev: WatchEvent, res: Resource) -> bytes:
+    obj = ev.object if ev.type == EventType.ERROR else typed(ev.object, res)
+    return orjson.dumps({"type": ev.type.value, "object": obj}) + b"\n"
+
+
+class WatchResponse(Response):
+    """An ASGI response streaming one storage `Watch` (see the module docstring)."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        watch: Watch,
+        *,
+        resource: Resource,
+        project: str | None,
+        timeout: float,
+        stopping: asyncio.Event,
+    ) -> None:
+        super().__init__(status_code=200, media_type=self.media_type)
+        # No content-length: the body is chunked.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.raw_headers.append((b"cache-control", b"no-cache, private"))
+        self.watch = watch
+        self.resource = resource
+        self.project = project
+        self.timeout = timeout
+        self.stopping = stopping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gauge = WATCHES_OPEN.labels(self.resource.label)
+        gauge.inc()
+        try:
+            async with project_scope(self.project):
+                await self._stream(receive, send)
+        finally:
+            self.watch.stop()
+            gauge.dec()
+
+    async def _pump(self, send: Send) -> None:
+        async for ev in self.watch:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": encode_event(ev, self.resource),
+                    "more_body": True,
+                }
+            )
+
+    @staticmethod
+    async def _until_disconnect(receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if self.stopping.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        pump = asyncio.ensure_future(self._pump(send))
+        gone = asyncio.ensure_future(self._until_disconnect(receive))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        tasks = (pump, gone, stop)
+        try:
+            await asyncio.wait(tasks, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        client_gone = (gone.done() and not gone.cancelled()) or (
+            pump.done() and not pump.cancelled() and pump.exception() is not None
+        )
+        if not client_gone:
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
