@@ -553,7 +553,7 @@ class EtcdKV:
         cls,
         endpoint: str,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 (a connect deadline, part of the API)
+        timeout: float = 5.0,
         request_timeout: float = 30.0,
     ) -> EtcdKV:
         """Connect to "host:port" (or "h1:p1,h2:p2"), waiting up to `timeout` for etcd
@@ -577,7 +577,7 @@ class EtcdKV:
         cls,
         url: str,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         request_timeout: float = 30.0,
     ) -> EtcdKV:
         """Connect to "etcd://host:port[,host:port...]" (http:// is accepted too)."""
