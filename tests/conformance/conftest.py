@@ -158,6 +158,31 @@ async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
         await backend.close()
 
 
+def _tenancy(name: str, scope: str | None) -> StackBuilder:
+    @contextlib.asynccontextmanager
+    async def build(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
+        """The whole tenancy path (key rewriter, shared cacher with the tenant key
+        function, framing transformer and tenant codec), every call in `scope`."""
+        from tests.tenancy.stack import tenancy_stack
+
+        async with tenancy_stack(kv, key_prefix, scope) as s:
+            yield Stack(
+                name=name,
+                store=s.store,
+                backend=s.backend,
+                kv=kv,
+                prefix=s.prefix,
+                cached=True,
+                backend_key=s.scoped,
+            )
+
+    return build
+
+
+register_stack("tenancy-project")(_tenancy("tenancy-project", "p1"))
+register_stack("tenancy-root")(_tenancy("tenancy-root", None))
+
+
 # ---------------------------------------------------------------------------------------
 # parametrization
 
