@@ -3,12 +3,16 @@ patch types, name validation, discovery, metrics, watch streaming."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+
+from tenantstore.server import ServerConfig
 
 from .conftest import ThreadServer
 
@@ -47,9 +51,7 @@ def _create(http: httpx.Client, base: str, name: str, **data: str) -> dict[str, 
 # -- project paths --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "bad", ["P1", "a_b", "-x", "x-", "a" * 64, "a.b", "%2e%2e", "p1%2Fp2"]
-)
+@pytest.mark.parametrize("bad", ["P1", "a_b", "-x", "x-", "a" * 64, "a.b", "%2e%2e", "p1%2Fp2"])
 def test_invalid_project_is_400(http: httpx.Client, bad: str) -> None:
     resp = http.get(f"/projects/{bad}/control-plane{CM}")
     _status(resp, 400, "BadRequest")
@@ -133,7 +135,7 @@ def test_health_and_metrics(http: httpx.Client, project: str) -> None:
         "tenantstore_cacher_objects",
     ):
         assert metric in text, metric
-    assert 'verb="LIST",resource="configmaps",code="200"' in text
+    assert 'code="200",resource="configmaps",verb="LIST"' in text
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -186,36 +188,42 @@ def test_error_codes(http: httpx.Client, server: ThreadServer, project: str) -> 
     )
 
 
-def test_gone_on_compacted_watch(http: httpx.Client, project: str) -> None:
-    """A watch from a resourceVersion older than the cache's window answers 410 as an
-    ERROR event (the Kubernetes shape: HTTP 200, then a Status)."""
-    base = _p(project)
-    for i in range(3):
-        _create(http, base, f"old-{i}")
-    # RV 1 is older than the window floor only if the window moved; force it by asking
-    # for an RV that cannot exist below the floor after compaction: use list RV then a
-    # bogus tiny RV on a fresh resource type with events.
-    resp = http.get(base + CM, params={"watch": "1", "resourceVersion": "1", "timeoutSeconds": "1"})
-    assert resp.status_code == 200
-    lines = [orjson.loads(x) for x in resp.text.splitlines() if x]
-    errors = [ev for ev in lines if ev["type"] == "ERROR"]
-    if errors:  # the window still holds RV 1 on a young server: then no error is due
-        assert errors[0]["object"]["code"] == 410
-        assert errors[0]["object"]["reason"] in ("Expired", "Gone")
-
-
-def test_list_continue_expired_is_410(http: httpx.Client, project: str) -> None:
-    """A continue token whose list RV can no longer be served is 410 Expired."""
-    import base64
-
-    token = base64.urlsafe_b64encode(
-        orjson.dumps({"v": "meta.k8s.io/v1", "rv": 1, "start": "x"})
-    ).decode()
-    resp = http.get(_p(project) + CM, params={"limit": "2", "continue": token})
-    # A fresh SQLite store has not compacted RV 1: served, or 410 once compacted.
-    assert resp.status_code in (200, 410), resp.text
-    if resp.status_code == 410:
-        _status(resp, 410, "Expired")
+def test_gone_for_old_resource_versions(tmp_path: Path) -> None:
+    """410 for history the server no longer has: a watch from before the cache's window
+    (an ERROR event, HTTP 200, as Kubernetes) and a list page at a compacted revision."""
+    backend = f"sqlite://{tmp_path / 'store.db'}"
+    first = ThreadServer(ServerConfig(backend=backend)).start()
+    try:
+        with httpx.Client(base_url=first.url, timeout=30) as http:
+            for i in range(4):
+                _create(http, _p("old"), f"o-{i}")
+            page = http.get(_p("old") + CM, params={"limit": "2"}).json()
+            token = page["metadata"]["continue"]
+    finally:
+        first.stop()
+    # A new server's cache starts at the current revision: older history is gone.
+    second = ThreadServer(ServerConfig(backend=backend)).start()
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
+            params = {"watch": "1", "resourceVersion": "1", "timeoutSeconds": "5"}
+            events = [
+                orjson.loads(x) for x in http.get(_p("old") + CM, params=params).text.splitlines()
+            ]
+            assert [e["type"] for e in events] == ["ERROR"]
+            assert events[0]["object"]["code"] == 410
+            _create(http, _p("old"), "newer")  # so the token's revision can be compacted
+            state = second.app.state.tenantstore
+            rev = asyncio.run_coroutine_threadsafe(state.kv.current_revision(), state.loop).result(
+                30
+            )
+            asyncio.run_coroutine_threadsafe(state.kv.compact(rev), state.loop).result(30)
+            resp = http.get(_p("old") + CM, params={"limit": "2", "continue": token})
+            _status(resp, 410, "Expired")
+            # A garbage token is a 400.
+            bad = http.get(_p("old") + CM, params={"limit": "2", "continue": "!!"})
+            _status(bad, 400, "BadRequest")
+    finally:
+        second.stop()
 
 
 # -- names and identity ---------------------------------------------------------------
@@ -450,3 +458,26 @@ def test_watch_selector(http: httpx.Client, project: str) -> None:
         http.post(base + CM, json={"metadata": {"name": "yes", "labels": {"pick": "yes"}}})
         ev = orjson.loads(next(lines))
         assert ev["object"]["metadata"]["name"] == "yes"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/%2e%2e/configmaps",
+        "/api/v1/namespaces/default/configmaps/%2e%2e",
+        "/api/v1/namespaces/%2E/configmaps/x",
+        "/api/v1/namespaces/%00/configmaps",
+    ],
+)
+def test_dot_segments_never_reach_storage(http: httpx.Client, project: str, path: str) -> None:
+    _status(http.get(_p(project) + path), 404, "NotFound")
+    _status(http.delete(_p(project) + path), 404, "NotFound")
+
+
+def test_delete_options_errors(http: httpx.Client, project: str) -> None:
+    base = _p(project)
+    _create(http, base, "dopt")
+    big = b'{"preconditions": {"uid": "' + b"x" * (65 * 1024) + b'"}}'
+    _status(http.request("DELETE", base + CM + "/dopt", content=big), 413, "RequestEntityTooLarge")
+    _status(http.request("DELETE", base + CM + "/dopt", content=b"{bad"), 400, "BadRequest")
+    assert http.get(base + CM + "/dopt").status_code == 200

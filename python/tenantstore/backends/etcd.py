@@ -126,12 +126,14 @@ def _range_end(end: object) -> bytes:
 
 
 def _kv(pb: Any) -> KeyValue:
+    # Positional, no conversions: protobuf already gives bytes and ints, and this runs
+    # once per item of every list.
     return KeyValue(
-        key=bytes(pb.key).decode("utf-8", "surrogateescape"),
-        value=bytes(pb.value),
-        create_revision=int(pb.create_revision),
-        mod_revision=int(pb.mod_revision),
-        lease=int(pb.lease),
+        pb.key.decode("utf-8", "surrogateescape"),
+        pb.value,
+        pb.create_revision,
+        pb.mod_revision,
+        pb.lease,
     )
 
 

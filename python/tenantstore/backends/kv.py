@@ -19,7 +19,9 @@ from typing import Protocol
 from ..storage.errors import GoneError
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs ~2x (object.__setattr__ per field), and
+# one is built per item of every list. Treat instances as immutable all the same.
+@dataclass(slots=True)
 class KeyValue:
     key: str
     value: bytes

@@ -280,7 +280,24 @@ class KVStorage:
                         raise _too_large(rv, with_rev)
             consumed = 0
             more = res.more
-            for kv in res.kvs:
+            if not limit and pred.empty and not self.skip_corrupt:
+                # The common unfiltered, unpaginated list: one comprehension, no per-item
+                # bookkeeping (this loop is most of a list's CPU after the KV itself).
+                decode = self.codec.decode
+                if self.transformer is IDENTITY:
+                    items += [decode(kv.value, kv.mod_revision) for kv in res.kvs]
+                else:
+                    from_storage = self.transformer.from_storage
+                    items += [
+                        decode(from_storage(kv.value, kv.key)[0], kv.mod_revision) for kv in res.kvs
+                    ]
+                consumed = len(res.kvs)
+                if res.kvs:
+                    last_key = res.kvs[-1].key
+                kvs: list[KeyValue] = []
+            else:
+                kvs = res.kvs
+            for kv in kvs:
                 consumed += 1
                 last_key = kv.key
                 try:

@@ -37,7 +37,8 @@ class CacheWatcher:
         self.predicate = predicate
         self.bookmarks = bookmarks
         self.last_rv = rv
-        self.bookmark_rv = 0
+        # No bookmark at the revision the watch started from: it would tell nothing.
+        self.bookmark_rv = rv
 
     def translate(self, ev: CacheEvent) -> WatchEvent | None:
         """The event as this watcher's predicate sees it (Kubernetes transition rules)."""

@@ -165,7 +165,8 @@ class Api:
         started = time.perf_counter()
         verb, resource = request.method, ""
         try:
-            project, rest = split_project(request.url.path)
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            project, rest = split_project(raw.split(b"?", 1)[0].decode("latin-1"))
             target = parse_path(rest, self.state.registry)
             if target.resource is not None:
                 resource = target.resource.label

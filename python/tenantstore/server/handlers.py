@@ -14,7 +14,6 @@ import datetime
 import uuid
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,8 +34,10 @@ from .routing import Target
 from .status import UnsupportedMediaTypeError, json_response
 from .validation import (
     check_identity,
+    decode_json,
     generate_name,
     invalid,
+    read_body,
     read_json_body,
     require_json,
     validate_name,
@@ -340,17 +341,10 @@ class ObjectHandlers:
         return json_response(typed(updated, self.res))
 
     async def _delete_options(self, request: Request) -> Preconditions | None:
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > self.limits.max_body_bytes:
-                break
+        raw = await read_body(request, self.limits.max_body_bytes)
         if not raw.strip():
             return None
-        try:
-            opts = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequestError(f"DeleteOptions body is not valid JSON: {exc}") from None
+        opts = decode_json(raw, "DeleteOptions")
         if not isinstance(opts, dict):
             raise BadRequestError("DeleteOptions must be a JSON object")
         pre = opts.get("preconditions")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from ..keys import is_valid_project_id
 from ..storage.errors import BadRequestError, NotFoundError
@@ -25,24 +26,28 @@ CONTROL_PLANE = "control-plane"
 
 
 def split_project(path: str) -> tuple[str | None, str]:
-    """``(project or None, rest of the path)``; raises 400/404 `StorageError`s.
+    """``(project or None, rest of the path)`` of a percent-encoded path; raises 400/404.
+
+    The project segment is split off before percent-decoding, so an encoded ``/`` or
+    ``..`` stays inside the project id (and fails its validation) instead of moving the
+    request to another path.
 
     >>> split_project("/projects/p1/control-plane/api/v1")
     ('p1', '/api/v1')
     """
     if path != "/projects" and not path.startswith("/projects/"):
-        return None, path
+        return None, unquote(path)
     parts = path.split("/", 4)  # ["", "projects", project, "control-plane", rest]
     if len(parts) < 4 or parts[3] != CONTROL_PLANE:
         raise NotFoundError(f"the server could not find the requested resource ({path})")
-    project = parts[2]
+    project = unquote(parts[2])
     if not is_valid_project_id(project):
         raise BadRequestError(
             f'invalid project id "{project}": must be a lowercase RFC 1123 label '
             "(at most 63 characters of a-z, 0-9 and '-', starting and ending alphanumeric)"
         )
     rest = "/" + parts[4] if len(parts) > 4 else "/"
-    return project, rest
+    return project, unquote(rest)
 
 
 class Kind(enum.Enum):
@@ -87,6 +92,12 @@ def _not_found(path: str) -> NotFoundError:
     return NotFoundError(f"the server could not find the requested resource ({path})")
 
 
+def _plain_segment(seg: str) -> bool:
+    """A namespace or name segment that cannot alter a storage key's shape (an encoded
+    ``..``, ``.`` or control character never reaches storage)."""
+    return seg not in (".", "..") and seg.isprintable()
+
+
 def parse_path(path: str, registry: ResourceRegistry) -> Target:
     """Parse a Kubernetes path (already stripped of any project prefix)."""
     trimmed = path.strip("/")
@@ -121,6 +132,10 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
     # /namespaces/<ns>/<plural>[/<name>]; "/namespaces/<name>" is the namespace object.
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
+    if namespace is not None and not _plain_segment(namespace):
+        raise _not_found(path)
+    if len(rest) == 2 and not _plain_segment(rest[1]):
+        raise _not_found(path)
     res = registry.lookup(group, version, rest[0])
     if res is None or len(rest) > 2:
         # Unknown resource, or a subresource (status, scale...): not served.

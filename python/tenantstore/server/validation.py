@@ -23,8 +23,10 @@ from .status import RequestEntityTooLargeError, UnsupportedMediaTypeError
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "check_identity",
+    "decode_json",
     "generate_name",
     "invalid",
+    "read_body",
     "read_json_body",
     "require_json",
     "validate_name",
@@ -58,8 +60,8 @@ def require_json(request: Request) -> None:
         )
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
-    """The decoded JSON body; 413 over `max_bytes`, 400 for bad UTF-8 or JSON."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body; 413 past `max_bytes` (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise RequestEntityTooLargeError(f"request body is larger than {max_bytes} bytes")
@@ -70,17 +72,27 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
         if size > max_bytes:
             raise RequestEntityTooLargeError(f"request body is larger than {max_bytes} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise BadRequestError("request body is empty")
+    return b"".join(chunks)
+
+
+def decode_json(raw: bytes, what: str = "request body") -> Any:
+    """400 for bad UTF-8 or JSON (orjson would say "invalid JSON" for both)."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequestError("request body is not valid UTF-8") from None
+        raise BadRequestError(f"{what} is not valid UTF-8") from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+        raise BadRequestError(f"{what} is not valid JSON: {exc}") from None
+
+
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    """The decoded JSON body; 413 over `max_bytes`, 400 for empty, bad UTF-8 or JSON."""
+    raw = await read_body(request, max_bytes)
+    if not raw.strip():
+        raise BadRequestError("request body is empty")
+    return decode_json(raw)
 
 
 def invalid(res: Resource, name: str, field: str, value: Any, detail: str) -> InvalidError:
