@@ -118,7 +118,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p_serve.add_argument("--access-log", action="store_true", help="log every request")
+    p_bench = sub.add_parser("bench", help="measurements")
+    bench_sub = p_bench.add_subparsers(dest="bench", required=True)
+    p_scale = bench_sub.add_parser(
+        "scale",
+        help="what each project costs the server, shared vs per-project",
+        description="Start the server alone in a process, bootstrap N projects (a few "
+        "objects, a LIST of every resource type, one open WATCH each) and report "
+        "(after - before) / N for memory, threads, tasks and backend watches.",
+    )
+    p_scale.add_argument(
+        "--projects", default="20", help="N, or a series such as 10,100,1000 (default 20)"
+    )
+    p_scale.add_argument(
+        "--resources", type=int, default=20, help="custom resource types (default 20)"
+    )
+    p_scale.add_argument("--mode", choices=["shared", "per-project", "both"], default="both")
+    p_scale.add_argument(
+        "--backend",
+        default="etcd",
+        help="etcd (start one, default), sqlite (a temp file), or etcd://HOST:PORT",
+    )
+    p_scale.add_argument("--concurrency", type=int, default=24, help="concurrent clients")
+    p_scale.add_argument("--settle-interval", type=float, default=2.0, help="seconds")
+    p_scale.add_argument("--out", help="directory for scale.json, scale.txt and PNG plots")
+    p_scale.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .bench.scale import main as scale_main
+
+        return scale_main(args)
     if args.command == "demo":
         return asyncio.run(demo(args.db))
     if args.command == "serve":

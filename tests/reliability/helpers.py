@@ -208,9 +208,7 @@ class Writer:
                 self.log.ack(rv_of(res), rel, value)
             elif self.rng.random() < 0.7:
                 attempted = value
-                res = await self.store.guaranteed_update(
-                    key, lambda o: {**o, "data": {"v": value}}
-                )
+                res = await self.store.guaranteed_update(key, lambda o: {**o, "data": {"v": value}})
                 if value_of(res) != value:
                     self._error(f"update of {rel} returned {value_of(res)!r}, wrote {value!r}")
                 self.log.ack(rv_of(res), rel, value)
@@ -247,6 +245,8 @@ class Segment:
     initial: State
     events: list[WatchEventRecord] = field(default_factory=list)
     ended_by: str = ""  # "" while open, else why it ended
+    # RVs a reconnect resumed from (diagnostics).
+    resumed_from: list[int] = field(default_factory=list)
 
 
 class WatchClient:
@@ -330,6 +330,7 @@ class WatchClient:
         self.resumes += 1
         # Disconnected for a while (compaction may pass the last RV meanwhile).
         await asyncio.sleep(self.reconnect_delay)
+        self.segments[-1].resumed_from.append(self._last_rv())
         try:
             self._watch = await self.watch_fn(str(self._last_rv()))
         except TRANSIENT:
@@ -375,7 +376,10 @@ class WatchClient:
                     code = int(ev.object.get("code", 0))
                     self.error_codes.append(code)
                     self.segments[-1].ended_by = f"ERROR {code}"
-                    if self.allowed_error_codes is not None and code not in self.allowed_error_codes:
+                    if (
+                        self.allowed_error_codes is not None
+                        and code not in self.allowed_error_codes
+                    ):
                         self.errors.append(f"{self.name}: ERROR event {ev.object}")
                     self._watch.stop()
                     self._watch = None

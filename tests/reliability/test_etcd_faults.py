@@ -134,9 +134,7 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
         stop_load = asyncio.Event()
         stop_watch = asyncio.Event()
         writers = [
-            Writer(
-                stores[s], prefixes[s[0]], logs[s], errors, names=6, allow_unknown=True, seed=i
-            )
+            Writer(stores[s], prefixes[s[0]], logs[s], errors, names=6, allow_unknown=True, seed=i)
             for i, s in enumerate(scopes)
         ]
         load = [asyncio.create_task(w.run(stop_load)) for w in writers]
@@ -171,10 +169,12 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
             "unknown outcome": sum(log.unknown for log in logs.values()),
             "failed attempts": sum(w.failed for w in writers),
             "watch events": sum(len(g.events) for w, _ in watchers for g in w.segments),
-            "watch ERRORs (cacher)": [c for w, _ in watchers if "cacher" in w.name
-                                      for c in w.error_codes],
-            "watch ERRORs (kvstorage)": [c for w, _ in watchers if "kvstorage" in w.name
-                                         for c in w.error_codes],
+            "watch ERRORs (cacher)": [
+                c for w, _ in watchers if "cacher" in w.name for c in w.error_codes
+            ],
+            "watch ERRORs (kvstorage)": [
+                c for w, _ in watchers if "kvstorage" in w.name for c in w.error_codes
+            ],
             "re-lists": sum(w.relists for w, _ in watchers),
         }
         print("\n".join(fault_log))
@@ -198,4 +198,4 @@ async def test_etcd_member_failures_under_load_soak(
     etcd_cluster: EtcdCluster, key_prefix: str
 ) -> None:
     assert SOAK
-    await run_faults(etcd_cluster, key_prefix, phase=8.0, rounds=3)
+    await run_faults(etcd_cluster, key_prefix, phase=5.0, rounds=2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import posixpath
 import struct
 import uuid
@@ -28,14 +29,18 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tenantstore.backends.sqlite import SqliteKV
 from tenantstore.frames import FRAME_MAGIC, FRAME_VERSION, CorruptFrameError, frame, unframe
-from tenantstore.keys import InvalidProjectError, project_of_key, scope_prefix
+from tenantstore.keys import (
+    InvalidProjectError,
+    is_valid_project_id,
+    project_of_key,
+    scope_prefix,
+)
 from tenantstore.storage import (
     BadRequestError,
     FieldSelector,
@@ -73,7 +78,7 @@ _KEY = st.one_of(
     st.lists(_SEGMENT, max_size=6).map(lambda s: PREFIX + "/" + "/".join(s)),
     st.lists(_SEGMENT, max_size=4).map(lambda s: "/" + "/".join(s)),
     st.sampled_from(
-        [PREFIX, PREFIX + "/", "/registry", "/registry/", "/", PREFIX + "X/a", "/registry/configmap"]
+        [PREFIX, PREFIX + "/", "/registry", "/registry/", "/", PREFIX + "X/a", PREFIX[:-1]]
     ),
 )
 _PROJECT = st.one_of(
@@ -163,10 +168,10 @@ _BODY = st.fixed_dictionaries(
 _TOKEN = st.one_of(
     st.text(max_size=100),
     st.binary(max_size=120).map(_b64),
-    _BODY.map(lambda b: _b64(orjson.dumps(b))),
-    _BODY.map(lambda b: base64.b64encode(orjson.dumps(b)).decode()),  # padded, std alphabet
+    _BODY.map(lambda b: _b64(json.dumps(b).encode())),
+    _BODY.map(lambda b: base64.b64encode(json.dumps(b).encode()).decode()),  # padded, std alphabet
     st.recursive(_JSON_SCALAR, lambda c: st.lists(c) | st.dictionaries(st.text(), c)).map(
-        lambda v: _b64(orjson.dumps(v))
+        lambda v: _b64(json.dumps(v).encode())
     ),
 )
 _LIST_PREFIX = st.sampled_from(
@@ -197,7 +202,11 @@ def test_continue_token_decode(token: str, prefix: str) -> None:
 @FUZZ
 @given(
     st.lists(
-        st.text(alphabet=st.characters(blacklist_characters="/.\x00"), min_size=1),
+        # Valid text: keys reach tokens as str decoded from UTF-8.
+        st.text(
+            alphabet=st.characters(blacklist_characters="/.\x00", blacklist_categories=("Cs",)),
+            min_size=1,
+        ),
         min_size=1,
         max_size=4,
     ),
@@ -222,8 +231,30 @@ _SELECTOR_TEXT = st.one_of(
     st.text(alphabet=st.sampled_from("ab/.=!,() <>-_0123456789xyz\\²٣"), max_size=40),
     st.lists(
         st.sampled_from(
-            ["a", "b", "x.y/z", "=", "==", "!=", "!", "in", "notin", "(", ")", ",", ">", "<",
-             "1", "-2", "", " ", "metadata.name", "metadata.namespace", "\\,", "\\="]
+            [
+                "a",
+                "b",
+                "x.y/z",
+                "=",
+                "==",
+                "!=",
+                "!",
+                "in",
+                "notin",
+                "(",
+                ")",
+                ",",
+                ">",
+                "<",
+                "1",
+                "-2",
+                "",
+                " ",
+                "metadata.name",
+                "metadata.namespace",
+                "\\,",
+                "\\=",
+            ]
         ),
         max_size=12,
     ).map("".join),
@@ -235,6 +266,14 @@ _LABEL_DICT = st.dictionaries(
 )
 
 
+def _known_integer_bug(sel: LabelSelector) -> bool:
+    """A `>`/`<` value that is not an ASCII integer: the bug pinned by
+    `test_label_selector_integer_values_are_ascii` (kept out of the general fuzz)."""
+    return any(
+        r.op in (">", "<") and not r.values[0].lstrip("-").isascii() for r in sel.requirements
+    )
+
+
 @FUZZ
 @given(_SELECTOR_TEXT, _LABEL_DICT)
 def test_label_selector_parse_and_match(text: str, labels: dict[str, str]) -> None:
@@ -242,6 +281,7 @@ def test_label_selector_parse_and_match(text: str, labels: dict[str, str]) -> No
         sel = LabelSelector.parse(text)
     except BadRequestError:
         return
+    assume(not _known_integer_bug(sel))
     assert isinstance(sel.matches(labels), bool)
     assert isinstance(sel.matches(None), bool)
 
@@ -264,11 +304,37 @@ def test_predicate_parse_and_match(label: str, field: str, labels: dict[str, str
         pred = Predicate.parse(label, field)
     except BadRequestError:
         return
+    assume(not _known_integer_bug(pred.label))
     assert isinstance(pred.matches({"metadata": {"name": n, "labels": labels}}), bool)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: LabelSelector.parse accepts non-ASCII digits after '>'/'<' (str.isdigit, "
+    "selectors.py:138) and matches() then raises ValueError (int(), selectors.py:64)",
+)
+@FUZZ
+@example("a>\u00b2", {"a": "1"})
+@example("a<\u0663", {"a": "1"})
+@given(
+    st.tuples(st.sampled_from(["a>", "a<", "a>-", "a<-"]), st.text(min_size=1, max_size=3)).map(
+        "".join
+    ),
+    _LABEL_DICT,
+)
+def test_label_selector_integer_values_are_ascii(text: str, labels: dict[str, str]) -> None:
+    """Kubernetes only accepts ASCII integers; whatever parses must match without raising."""
+    try:
+        sel = LabelSelector.parse(text)
+    except BadRequestError:
+        return
+    assert all(r.values[0].lstrip("-").isascii() for r in sel.requirements), sel
+    assert isinstance(sel.matches({**labels, "a": "1"}), bool)
+
+
 _JSON = st.recursive(
-    _JSON_SCALAR, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+    _JSON_SCALAR,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
     max_leaves=8,
 )
 
@@ -296,6 +362,9 @@ def _under(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + "/")
 
 
+_KEYED = frozenset(["create", "get", "get_list", "guaranteed_update", "delete", "watch", "count"])
+
+
 class _Spy:
     """Pass-through over the real cacher that records every key the rewriter sends down."""
 
@@ -305,7 +374,7 @@ class _Spy:
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
-        if name not in ("create", "get", "get_list", "guaranteed_update", "delete", "watch", "count"):
+        if name not in _KEYED:
             return target
 
         async def call(key: str, *args: Any, **kwargs: Any) -> Any:
@@ -378,7 +447,7 @@ _OTHER_TOKEN = st.one_of(
         )
     ),
     st.tuples(_KEY, st.integers(1, 50)).map(
-        lambda t: _b64(orjson.dumps({"v": "meta.k8s.io/v1", "rv": t[1], "start": t[0]}))
+        lambda t: _b64(json.dumps({"v": "meta.k8s.io/v1", "rv": t[1], "start": t[0]}).encode())
     ),
 )
 _ATTACKER = st.one_of(
@@ -400,6 +469,10 @@ def test_real_stack_never_leaves_scope(
 ) -> None:
     spy = stack.spy
     spy.keys.clear()
+    if not is_valid_project_id(project):
+        with pytest.raises(InvalidProjectError):
+            project_scope(project)
+        return
 
     async def call() -> list[dict[str, Any]]:
         rw = stack.rewriter
@@ -450,3 +523,33 @@ def test_real_stack_never_leaves_scope(
     for obj in objects:
         uid = (obj.get("metadata") or {}).get("uid")
         assert uid not in stack.victim_uids, f"{project!r} saw another scope's object {obj}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a selector that raises in matches() (labels not a dict of strings, or a "
+    "non-ASCII integer) propagates out of the shared cacher's dispatch "
+    "(cacher.py:285 / watchers.py:138) into the reflector, which re-watches from the same RV "
+    "and fails again forever: one project stalls the cache of every project",
+)
+async def test_one_projects_selector_cannot_stall_the_shared_cache() -> None:
+    kv = await SqliteKV.open(":memory:")
+    factory = SharedStorageFactory(kv, [PREFIX], wait_timeout=1.0, bookmark_interval=0)
+    await factory.start()
+    storage = factory.storage(PREFIX)
+    try:
+        with project_scope("attacker"):
+            w = await storage.watch(
+                PREFIX, ListOptions(recursive=True, predicate=Predicate.parse("a>3"))
+            )
+            bad = {"name": "evil", "namespace": "ns", "uid": "u-evil", "labels": {"a": None}}
+            await storage.create(f"{PREFIX}/ns/evil", {"metadata": bad})
+        with project_scope("victim"):
+            mine = {"name": "ok", "namespace": "ns", "uid": "u-ok"}
+            made = await storage.create(f"{PREFIX}/ns/ok", {"metadata": mine})
+            got = await storage.get(f"{PREFIX}/ns/ok")  # consistent: waits for the cache
+            assert got is not None and got["metadata"] == made["metadata"]
+        w.stop()
+    finally:
+        await factory.stop()
+        await kv.close()

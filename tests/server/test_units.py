@@ -183,3 +183,50 @@ def test_registry_file(tmp_path: Path) -> None:
             load_resources_file(good)
     with pytest.raises(RegistryError):
         ResourceRegistry([*BUILTIN_RESOURCES, BUILTIN_RESOURCES[1]])
+
+
+async def test_watch_stream_runs_in_project_scope() -> None:
+    """The streaming response re-enters the request's project scope: anything the watch
+    does while streaming (it is iterated after the handler returned) is confined."""
+    import asyncio
+
+    from tenantstore.server.registry import BUILTIN_RESOURCES
+    from tenantstore.server.watchstream import WatchResponse
+    from tenantstore.storage import EventType, QueueWatch, WatchEvent
+    from tenantstore.tenancy import current_project
+
+    seen: list[str | None] = []
+
+    class Recording(QueueWatch):
+        async def next_within(self, timeout: float) -> WatchEvent | None:
+            seen.append(current_project())
+            return await super().next_within(timeout)
+
+    w = Recording()
+    w.send(WatchEvent(EventType.ADDED, {"metadata": {"name": "a"}}))
+    w.finish()
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        await asyncio.sleep(3600)
+
+    open_streams: set[Any] = set()
+    response = WatchResponse(
+        w,
+        resource=BUILTIN_RESOURCES[1],
+        project="p7",
+        timeout=30,
+        stopping=asyncio.Event(),
+        open_streams=open_streams,
+    )
+    assert current_project() is None
+    await response({"type": "http"}, receive, send)
+    assert seen and set(seen) == {"p7"}
+    assert current_project() is None
+    bodies = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+    assert b'"ADDED"' in bodies[0] and b'"kind":"ConfigMap"' in bodies[0]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert not open_streams  # deregistered once the stream ended

@@ -27,10 +27,11 @@ from starlette.routing import Route
 
 from ..backends.kv import KV
 from ..storage.errors import NotFoundError, StorageError, to_status
+from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
 from . import discovery
 from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
-from .metrics import REQUEST_LATENCY, REQUESTS, bind_loop
+from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
 from .status import MethodNotAllowedError, json_response, status_response
@@ -92,6 +93,7 @@ class ServerState:
         self.loop: asyncio.AbstractEventLoop | None = None
         # Set when shutdown begins: every open watch stream ends.
         self.stopping = asyncio.Event()
+        self.open_streams: set[Watch] = set()
 
     def begin_shutdown(self) -> None:
         """End open watch streams; callable from any thread."""
@@ -103,9 +105,14 @@ class ServerState:
         except RuntimeError:
             running = None
         if running is loop:
-            self.stopping.set()
+            self._end_streams()
         else:
-            loop.call_soon_threadsafe(self.stopping.set)
+            loop.call_soon_threadsafe(self._end_streams)
+
+    def _end_streams(self) -> None:
+        self.stopping.set()
+        for watch in list(self.open_streams):
+            watch.stop()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -125,10 +132,12 @@ class ServerState:
             raise
         self.kv, self.factory = kv, factory
         bind_loop(self.loop)
+        bind_backend(kv)
 
     async def stop(self) -> None:
-        self.stopping.set()
+        self._end_streams()
         bind_loop(None)
+        bind_backend(None)
         if self.factory is not None:
             await self.factory.stop()
             self.factory = None
@@ -275,6 +284,7 @@ class Api:
             project=project,
             timeout=float(timeout) if timeout else self.state.limits.watch_timeout,
             stopping=self.state.stopping,
+            open_streams=self.state.open_streams,
         )
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import tracemalloc
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -65,3 +67,35 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     """Count the tasks of `loop` (the server's) from now on; None to unbind."""
     global _loop
     _loop = loop
+
+
+PYTHON_HEAP_BYTES = Gauge(
+    "tenantstore_python_heap_bytes",
+    "Bytes allocated through Python's allocator as traced by tracemalloc; 0 unless the "
+    "server runs with tracing on (PYTHONTRACEMALLOC=1, as the scale harness starts it)",
+)
+PYTHON_HEAP_BYTES.set_function(
+    lambda: tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+)
+BACKEND_WATCHES = Gauge(
+    "tenantstore_backend_watches",
+    "Watches this server holds open on its backend (etcd watches or SQLite log watches)",
+)
+_backend: Any = None
+
+
+def _backend_watches() -> float:
+    kv = _backend
+    if kv is None:
+        return 0
+    count = getattr(kv, "watch_count", 0)
+    return float(count() if callable(count) else count)
+
+
+BACKEND_WATCHES.set_function(_backend_watches)
+
+
+def bind_backend(kv: Any) -> None:
+    """Report the open watches of `kv` (the server's KV) from now on; None to unbind."""
+    global _backend
+    _backend = kv

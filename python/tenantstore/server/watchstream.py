@@ -32,6 +32,8 @@ from .registry import Resource
 __all__ = ["DEFAULT_WATCH_TIMEOUT", "WatchResponse", "encode_event"]
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
+# How often an open stream checks that its client is still there.
+DISCONNECT_PROBE_INTERVAL = 5.0
 
 
 def typed(obj: dict[str, Any], res: Resource) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class WatchResponse(Response):
         project: str | None,
         timeout: float,
         stopping: asyncio.Event,
+        open_streams: set[Watch],
     ) -> None:
         super().__init__(status_code=200, media_type=self.media_type)
         # No content-length: the body is chunked.
@@ -69,6 +72,8 @@ class WatchResponse(Response):
         self.project = project
         self.timeout = timeout
         self.stopping = stopping
+        # The server stops every watch in here when it shuts down.
+        self.open_streams = open_streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
@@ -80,41 +85,55 @@ class WatchResponse(Response):
             self.watch.stop()
             gauge.dec()
 
-    async def _pump(self, send: Send) -> None:
-        async for ev in self.watch:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": encode_event(ev, self.resource),
-                    "more_body": True,
-                }
-            )
-
-    @staticmethod
-    async def _until_disconnect(receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-
     async def _stream(self, receive: Receive, send: Send) -> None:
+        """Pump events in the request's own task: no helper task per watch, so an open
+        watch costs the server one asyncio task. Timeouts and the disconnect probe are
+        timers; shutdown stops the storage watch, which ends the loop."""
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         if self.stopping.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        pump = asyncio.ensure_future(self._pump(send))
-        gone = asyncio.ensure_future(self._until_disconnect(receive))
-        stop = asyncio.ensure_future(self.stopping.wait())
-        tasks = (pump, gone, stop)
+        self.open_streams.add(self.watch)
         try:
-            await asyncio.wait(tasks, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            client_gone = await self._pump(receive, send)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        client_gone = (gone.done() and not gone.cancelled()) or (
-            pump.done() and not pump.cancelled() and pump.exception() is not None
-        )
+            self.open_streams.discard(self.watch)
         if not client_gone:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, receive: Receive, send: Send) -> bool:
+        """Stream until the watch ends, the timeout passes or the client leaves; True if
+        the client left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        next_probe = loop.time() + DISCONNECT_PROBE_INTERVAL
+        watch = self.watch
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                return False
+            try:
+                ev = await watch.next_within(min(deadline, next_probe) - now)
+            except StopAsyncIteration:
+                return False
+            if ev is not None:
+                body = encode_event(ev, self.resource)
+                try:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                except OSError:
+                    return True
+            if loop.time() >= next_probe:
+                if await _client_left(receive):
+                    return True
+                next_probe = loop.time() + DISCONNECT_PROBE_INTERVAL
+
+
+async def _client_left(receive: Receive) -> bool:
+    """Has the client disconnected? (uvicorn swallows writes to a closed connection, so
+    only `receive` tells; asked with a short timeout, never left pending.)"""
+    try:
+        message = await asyncio.wait_for(receive(), 0.001)
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "http.disconnect")

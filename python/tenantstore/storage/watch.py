@@ -26,11 +26,20 @@ class Watch(Protocol):
 
     def __aiter__(self) -> Watch: ...
     async def __anext__(self) -> WatchEvent: ...
+    async def next_within(self, timeout: float) -> WatchEvent | None: ...
     def stop(self) -> None: ...
     async def __aenter__(self) -> Watch: ...
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+_NO_EVENTS: deque[WatchEvent] = deque(maxlen=0)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class QueueWatch:
@@ -41,7 +50,9 @@ class QueueWatch:
     def __init__(
         self, capacity: int = DEFAULT_CAPACITY, on_stop: Callable[[], None] | None = None
     ) -> None:
-        self._buf: deque[WatchEvent] = deque()
+        # Shared and empty until the first event: an idle watcher (most of them, with
+        # thousands of projects) then costs no deque block of its own.
+        self._buf: deque[WatchEvent] = _NO_EVENTS
         self._capacity = capacity
         self._done = False
         self._stopped = False
@@ -76,16 +87,21 @@ class QueueWatch:
                 )
             )
             return False
-        self._buf.append(event)
+        self._push(event)
         self._wake()
         return True
+
+    def _push(self, event: WatchEvent) -> None:
+        if self._buf is _NO_EVENTS:
+            self._buf = deque()
+        self._buf.append(event)
 
     def finish(self, final: WatchEvent | None = None) -> None:
         """End the stream after what is queued (and `final`, typically an ERROR event)."""
         if self._done:
             return
         if final is not None:
-            self._buf.append(final)
+            self._push(final)
         self._done = True
         self._wake()
         self._run_on_stop()
@@ -117,12 +133,33 @@ class QueueWatch:
                 self._waiter = None
         return self._buf.popleft()
 
+    async def next_within(self, timeout: float) -> WatchEvent | None:
+        """The next event, or None if none comes within `timeout` seconds; raises
+        StopAsyncIteration at the end. A timer, not a task: a server can wait on many
+        watches and still notice time passing without a task per watch."""
+        if not self._buf:
+            if self._done:
+                raise StopAsyncIteration
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if not self._buf:
+                if self._done:
+                    raise StopAsyncIteration
+                return None
+        return self._buf.popleft()
+
     def pending(self) -> int:
         return len(self._buf)
 
     def stop(self) -> None:
         """Close from the consumer side: drop what is queued and release the producer."""
-        self._buf.clear()
+        self._buf = _NO_EVENTS
         self._done = True
         self._wake()
         self._run_on_stop()

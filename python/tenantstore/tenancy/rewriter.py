@@ -242,10 +242,15 @@ class ScrubbingWatch:
         return self
 
     async def __anext__(self) -> WatchEvent:
-        ev = await self._inner.__anext__()
+        return self._scrub(await self._inner.__anext__())
+
+    async def next_within(self, timeout: float) -> WatchEvent | None:
+        ev = await self._inner.next_within(timeout)
+        return None if ev is None else self._scrub(ev)
+
+    def _scrub(self, ev: WatchEvent) -> WatchEvent:
         if ev.type is EventType.ERROR:
-            status = self._rewriter._scrub_value(ev.object)
-            return WatchEvent(EventType.ERROR, status)
+            return WatchEvent(EventType.ERROR, self._rewriter._scrub_value(ev.object))
         return ev
 
     def stop(self) -> None:

@@ -1,0 +1,1 @@
+"""Measurement tools behind `tenantstore bench ...`: the scale harness."""

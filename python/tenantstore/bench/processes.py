@@ -1,0 +1,162 @@
+"""The processes the scale harness measures: the server (alone in its process, so its
+memory is its own) and, unless given one, an etcd on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> None:
+    """Thousands of open watch streams need thousands of descriptors (both ends)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+async def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode} before it was ready")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{what} not ready at {url} after {timeout:.0f} s")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class EtcdProcess:
+    """A throwaway single-member etcd (Debian's etcd-server) on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.endpoint}/metrics"
+
+    async def start(self) -> None:
+        self._launch()
+        assert self.proc is not None
+        await _wait_http(f"http://{self.endpoint}/health", self.proc, "etcd", 30)
+
+    def _launch(self) -> None:
+        binary = shutil.which("etcd")
+        if binary is None:
+            raise RuntimeError(
+                "etcd not found: install Debian's etcd-server, or use --backend sqlite"
+            )
+        client, peer = f"http://{self.endpoint}", f"http://127.0.0.1:{self.peer_port}"
+        self.log = open(self.data_dir / "etcd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--name=scale",
+                f"--data-dir={self.data_dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=scale={peer}",
+                "--logger=zap",
+                "--log-level=warn",
+                "--experimental-watch-progress-notify-interval=1s",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.log.close()
+
+
+class ServerProcess:
+    """`tenantstore serve` in a child process, with tracemalloc on for heap figures."""
+
+    def __init__(self, backend_url: str, mode: str, resources: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.backend_url = backend_url
+        self.mode = mode
+        self.resources = resources
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._launch()
+        assert self.proc is not None
+        await _wait_http(f"{self.url}/readyz", self.proc, "tenantstore serve", 60)
+
+    def _launch(self) -> None:
+        env = dict(os.environ, PYTHONTRACEMALLOC="1")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tenantstore.cli",
+                "serve",
+                "--backend",
+                self.backend_url,
+                "--mode",
+                self.mode,
+                "--resources",
+                str(self.resources),
+                "--port",
+                str(self.port),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.log.close()
