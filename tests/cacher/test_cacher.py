@@ -432,3 +432,30 @@ async def test_undecodable_value_is_left_out_and_does_not_stall_the_cache(
     finally:
         await cacher.stop()
         await backend.close()
+
+
+async def test_watch_from_a_revision_the_cache_has_not_reached(
+    breakable: tuple[BreakableKV, KVStorage], key_prefix: str
+) -> None:
+    """A client watches from the revision of a list the backend served; the cache lags.
+    The watch starts at once and skips the events the client already has."""
+    bkv, backend = breakable
+    prefix = f"{key_prefix}/pods"
+    cacher = await started(backend, prefix, bookmark_interval=0, wait_timeout=0.5)
+    try:
+        while not bkv.watches:  # the reflector opens its watch just after the first list
+            await asyncio.sleep(0.01)
+        bkv.pause()
+        a = await backend.create(f"{prefix}/ns/a", pod("a"))
+        await backend.create(f"{prefix}/ns/b", pod("b"))
+        assert cacher.resource_version < rv(a)
+        w = await cacher.watch(prefix, ListOptions(resource_version=str(rv(a)), recursive=True))
+        with pytest.raises(TooLargeResourceVersionError):
+            await cacher.watch(prefix, ListOptions(resource_version=str(rv(a) + 1000)))
+        for bw in bkv.watches:
+            bw.running.set()
+        got = await drain(w, 1)
+        assert [(e.type, e.object["metadata"]["name"]) for e in got] == [(EventType.ADDED, "b")]
+        w.stop()
+    finally:
+        await cacher.stop()

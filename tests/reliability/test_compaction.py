@@ -56,17 +56,7 @@ RECONNECT_DELAY = 0.2
 NAMES = 16
 
 
-# etcd may deliver an event without prev_kv when the event's previous revision was compacted
-# before etcd sent it (its watch server reads prev_kv at send time); KVStorage then turns a
-# DELETE into nothing and a MODIFIED into ADDED (see the report). Intermittent, so not strict.
-ETCD_PREV_KV_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="bug: KVStorage._translate drops DELETE / mislabels PUT events that etcd sends "
-    "without prev_kv after compaction (store.py _translate); intermittent",
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=ETCD_PREV_KV_BUG)])
+@pytest.fixture(params=["sqlite", "etcd"])
 async def compaction_kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KV]:
     kv: Any
     if request.param == "sqlite":

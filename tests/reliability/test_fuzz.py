@@ -308,11 +308,6 @@ def test_predicate_parse_and_match(label: str, field: str, labels: dict[str, str
     assert isinstance(pred.matches({"metadata": {"name": n, "labels": labels}}), bool)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: LabelSelector.parse accepts non-ASCII digits after '>'/'<' (str.isdigit, "
-    "selectors.py:138) and matches() then raises ValueError (int(), selectors.py:64)",
-)
 @FUZZ
 @example("a>\u00b2", {"a": "1"})
 @example("a<\u0663", {"a": "1"})
@@ -339,11 +334,6 @@ _JSON = st.recursive(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Predicate.matches raises TypeError/AttributeError on stored objects whose "
-    "metadata.labels is not a dict of strings (selectors.py:61-64,95,213,304); see report",
-)
 @FUZZ
 @given(
     st.sampled_from(["a", "a=x", "a in (x)", "a>3", "a<3", "!a", "a notin (x)"]),
@@ -525,13 +515,6 @@ def test_real_stack_never_leaves_scope(
         assert uid not in stack.victim_uids, f"{project!r} saw another scope's object {obj}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a selector that raises in matches() (labels not a dict of strings, or a "
-    "non-ASCII integer) propagates out of the shared cacher's dispatch "
-    "(cacher.py:285 / watchers.py:138) into the reflector, which re-watches from the same RV "
-    "and fails again forever: one project stalls the cache of every project",
-)
 async def test_one_projects_selector_cannot_stall_the_shared_cache() -> None:
     kv = await SqliteKV.open(":memory:")
     factory = SharedStorageFactory(kv, [PREFIX], wait_timeout=1.0, bookmark_interval=0)

@@ -410,6 +410,8 @@ class KVStorage:
             async for ev in kvwatch:
                 try:
                     out = self._translate(ev, opts)
+                except GoneError:
+                    raise
                 except Exception as exc:
                     if not self.skip_corrupt:
                         raise
@@ -448,12 +450,22 @@ class KVStorage:
         pred = opts.predicate
         if ev.type is KVEventType.PROGRESS:
             return bookmark(ev.revision) if opts.allow_watch_bookmarks else None
+        assert ev.kv is not None
+        created = ev.type is KVEventType.PUT and ev.kv.create_revision == ev.kv.mod_revision
+        if ev.prev_kv is None and not created:
+            # etcd reads the previous value when it sends the event; if that revision was
+            # compacted meanwhile the event comes without it, and a DELETE could not be
+            # delivered nor a MODIFIED told from an ADDED. As Kubernetes does: end the
+            # watch with 410, and the client re-lists.
+            raise GoneError(
+                f"watch event at revision {ev.revision} lost its previous state to compaction",
+                resource_version=ev.revision,
+            )
         prev = self._decode(ev.prev_kv, ev.revision)[0] if ev.prev_kv is not None else None
         if ev.type is KVEventType.DELETE:
             if prev is not None and pred.matches(prev):
                 return WatchEvent(EventType.DELETED, prev)
             return None
-        assert ev.kv is not None
         cur = self._decode(ev.kv)[0]
         cur_ok = pred.matches(cur)
         if prev is None:

@@ -356,6 +356,20 @@ class Cacher:
             return False
         return True
 
+    async def _wait_for_watch_start(self, rv: int) -> None:
+        """A watch from `rv` needs no replay past the cache's revision, only that `rv` is
+        real: the backend has reached it. The cache need not have: a client often
+        watches from the revision of a list the backend served (a consistent read the
+        cache could not prove fresh), and the events up to `rv` that the cache has yet
+        to see are skipped by the watcher when they arrive."""
+        if rv <= self.resource_version and self._ready.is_set():
+            return
+        try:
+            await self._wait_for(rv, self.unproven_wait)
+        except TooLargeResourceVersionError:
+            if rv > await self.backend.current_resource_version():
+                await self._wait_for(rv)  # a revision from the future: 504 after the wait
+
     async def _fresh_enough(self, resource_version: str) -> bool:
         """Wait for the freshness `resource_version` asks; False = serve from the backend."""
         if resource_version == "":
@@ -511,7 +525,7 @@ class Cacher:
         else:
             rv = parse_resource_version(rv_text)
             if rv > 0:
-                await self._wait_for(rv)
+                await self._wait_for_watch_start(rv)
             elif not self._ready.is_set():
                 await self._wait_for(0)
         exact = not opts.recursive

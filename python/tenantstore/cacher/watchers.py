@@ -13,14 +13,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..storage.events import EventType, WatchEvent, bookmark
+from ..storage.errors import InternalError
+from ..storage.events import EventType, WatchEvent, bookmark, error_event
 from ..storage.selectors import Predicate
 from ..storage.watch import QueueWatch
 from .window import CacheEvent
 
 
 class CacheWatcher:
-    __slots__ = ("bookmark_rv", "bookmarks", "exact", "last_rv", "predicate", "prefix", "queue")
+    __slots__ = (
+        "bookmark_rv",
+        "bookmarks",
+        "exact",
+        "last_rv",
+        "predicate",
+        "prefix",
+        "queue",
+        "start_rv",
+    )
 
     def __init__(
         self,
@@ -37,6 +47,7 @@ class CacheWatcher:
         self.predicate = predicate
         self.bookmarks = bookmarks
         self.last_rv = rv
+        self.start_rv = rv
         # No bookmark at the revision the watch started from: it would tell nothing.
         self.bookmark_rv = rv
 
@@ -62,6 +73,10 @@ class CacheWatcher:
 
     def offer(self, ev: CacheEvent) -> bool:
         """Deliver; False when the watcher is finished (stopped, or ended as too slow)."""
+        if ev.resource_version <= self.start_rv:
+            # A watch from a revision the cache had not reached yet: the client's state
+            # already includes this event.
+            return not self.queue.done
         out = self.translate(ev)
         if out is None:
             return not self.queue.done
@@ -135,7 +150,16 @@ class WatcherTable:
         # Materialized first: a watcher ended as too slow unregisters itself.
         targets = list(self.interested(ev.key))
         for w in targets:
-            if not w.offer(ev):
+            try:
+                alive = w.offer(ev)
+            except Exception as exc:
+                # A watcher's predicate failing on an object ends that watcher only; the
+                # event still reaches every other one (and the reflector goes on).
+                w.queue.finish(
+                    error_event(InternalError(f"watch failed: {type(exc).__name__}").to_status())
+                )
+                alive = False
+            if not alive:
                 self._drop(w)
         return len(targets)
 

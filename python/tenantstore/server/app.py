@@ -21,12 +21,12 @@ from typing import Any, Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..backends.kv import KV
-from ..storage.errors import NotFoundError, StorageError, to_status
+from ..storage.errors import BadRequestError, NotFoundError, StorageError, to_status
 from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
 from . import discovery
@@ -188,6 +188,9 @@ class Api:
                     response = await self._dispatch(request, target, project, watch)
         except StorageError as err:
             response = status_response(err)
+        except ClientDisconnect:
+            # The client went away mid-body: its error, not the server's (no traceback).
+            response = status_response(BadRequestError("the client disconnected mid-request"))
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             response = json_response(to_status(RuntimeError()), 500)

@@ -161,12 +161,17 @@ def json_patch(target: Any, operations: Any) -> Any:
 def apply_patch(content_type: str, target: Any, patch: Any) -> Any:
     """Apply `patch` of `content_type` (its media type; parameters ignored)."""
     media = content_type.split(";", 1)[0].strip().lower()
-    if media in (MERGE, STRATEGIC):
-        if not isinstance(patch, dict):
-            raise BadRequestError("a merge patch must be a JSON object")
-        return merge_patch(target, patch)
-    if media == JSON_PATCH:
-        return json_patch(target, patch)
+    try:
+        if media in (MERGE, STRATEGIC):
+            if not isinstance(patch, dict):
+                raise BadRequestError("a merge patch must be a JSON object")
+            return merge_patch(target, patch)
+        if media == JSON_PATCH:
+            return json_patch(target, patch)
+    except RecursionError:
+        # Both formats recurse (merge_patch, copy.deepcopy) over the patch's nesting, which
+        # the JSON parser allows up to 1024 levels: a client error, not a 500.
+        raise InvalidError("the patch is nested too deeply to apply") from None
     raise UnsupportedMediaTypeError(
         f"the body of the request was in an unknown format - accepted media types include: "
         f"{JSON_PATCH}, {MERGE}, {STRATEGIC}"

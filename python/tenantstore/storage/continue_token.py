@@ -15,7 +15,7 @@ import posixpath
 
 import orjson
 
-from .errors import BadRequestError
+from .errors import BadRequestError, InternalError
 
 API_VERSION = "meta.k8s.io/v1"
 MAX_TOKEN_LENGTH = 8192
@@ -32,7 +32,10 @@ def encode(next_key: str, prefix: str, resource_version: int) -> str:
     if not next_key.startswith(base + "/"):
         raise ValueError(f"next key {next_key!r} is not under the list prefix {prefix!r}")
     start = next_key[len(base) :]
-    raw = orjson.dumps({"v": API_VERSION, "rv": resource_version, "start": start})
+    try:
+        raw = orjson.dumps({"v": API_VERSION, "rv": resource_version, "start": start})
+    except orjson.JSONEncodeError:  # a key that is not valid UTF-8 (from raw backend bytes)
+        raise InternalError("cannot encode a continue token for a key that is not UTF-8") from None
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

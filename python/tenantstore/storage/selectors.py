@@ -17,6 +17,8 @@ _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
+_INTEGER_RE = re.compile(r"^-?[0-9]{1,18}$")
+
 OPS = ("=", "==", "!=", "in", "notin", "exists", "!", ">", "<")
 
 
@@ -51,17 +53,17 @@ class Requirement:
             return present
         if self.op == "!":
             return not present
+        # Total over any stored object: a label value that is not a string (objects are
+        # client input) matches no value, and never raises. One tenant's odd object must
+        # not be able to break the dispatch of a cache every tenant shares.
+        value = labels[self.key] if present else None
         if self.op in ("=", "==", "in"):
-            return present and labels[self.key] in self.values
+            return isinstance(value, str) and value in self.values
         if self.op in ("!=", "notin"):
-            return not present or labels[self.key] not in self.values
-        if not present:
+            return not isinstance(value, str) or value not in self.values
+        if not isinstance(value, str) or _INTEGER_RE.match(value) is None:
             return False
-        try:
-            have = int(labels[self.key])
-        except ValueError:
-            return False
-        want = int(self.values[0])
+        have, want = int(value), int(self.values[0])
         return have > want if self.op == ">" else have < want
 
 
@@ -92,7 +94,8 @@ class LabelSelector:
         return not self.requirements
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
-        labels = labels or {}
+        if not isinstance(labels, Mapping):
+            labels = {}
         return all(r.matches(labels) for r in self.requirements)
 
     @classmethod
@@ -135,7 +138,7 @@ class LabelSelector:
                     op = tokens[i]
                     need(i + 1 < len(tokens), "expected an integer")
                     value = tokens[i + 1]
-                    need(value.lstrip("-").isdigit(), f"{value!r} is not an integer")
+                    need(_INTEGER_RE.match(value) is not None, f"{value!r} is not an integer")
                     reqs.append(Requirement(key, op, (value,)))
                     i += 2
                 elif tokens[i] in ("in", "notin"):
@@ -210,7 +213,8 @@ def _unescape(text: str) -> str:
 
 def _meta(name: str) -> Callable[[Mapping[str, Any]], str]:
     def get(obj: Mapping[str, Any]) -> str:
-        value = (obj.get("metadata") or {}).get(name)
+        meta = obj.get("metadata")
+        value = meta.get(name) if isinstance(meta, Mapping) else None
         return value if isinstance(value, str) else ""
 
     return get
@@ -300,8 +304,9 @@ class Predicate:
     def matches(self, obj: Mapping[str, Any]) -> bool:
         if self.empty:
             return True
-        meta = obj.get("metadata") or {}
-        return self.label.matches(meta.get("labels")) and self.field.matches(obj)
+        meta = obj.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, Mapping) else None
+        return self.label.matches(labels) and self.field.matches(obj)
 
     @classmethod
     def parse(cls, label_selector: str = "", field_selector: str = "") -> Predicate:
