@@ -143,8 +143,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_scale.add_argument("--settle-interval", type=float, default=2.0, help="seconds")
     p_scale.add_argument("--out", help="directory for scale.json, scale.txt and PNG plots")
     p_scale.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_load = bench_sub.add_parser(
+        "load",
+        help="a bounded mixed load from several client processes",
+        description="Mixed reads, writes and watches across many projects from several "
+        "client processes against a server on loopback; stops by itself and reports "
+        "throughput, latency percentiles and errors.",
+    )
+    from .bench.load import add_arguments as add_load_arguments
+
+    add_load_arguments(p_load)
     args = parser.parse_args(argv)
     if args.command == "bench":
+        if args.bench == "load":
+            from .bench.load import main as load_main
+
+            return load_main(args)
         from .bench.scale import main as scale_main
 
         return scale_main(args)

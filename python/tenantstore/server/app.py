@@ -181,11 +181,11 @@ class Api:
                 resource = target.resource.label
             watch = target.kind == Kind.COLLECTION and parse_bool(request, "watch")
             verb = _verb(request.method, target, watch)
-            if project is None:
-                response = await self._dispatch(request, target, None, watch)
-            else:
-                async with project_scope(project):
-                    response = await self._dispatch(request, target, project, watch)
+            # Root requests enter the root scope explicitly too: should a project scope ever
+            # leak into this context, entering fails (a 500) instead of serving root paths
+            # from that project's data.
+            async with project_scope(project):
+                response = await self._dispatch(request, target, project, watch)
         except StorageError as err:
             response = status_response(err)
         except ClientDisconnect:

@@ -77,5 +77,11 @@ def make_server(
         timeout_graceful_shutdown=10,
         # Watch streams are long-lived; uvicorn's keep-alive timeout only affects idle ones.
         timeout_keep_alive=30,
+        # Each request task starts from an empty context. Without this, uvicorn re-arms a
+        # connection's reader (resume_reading after a body over 64 KiB paused it) from
+        # inside the request task, so the connection's later requests inherit that request's
+        # contextvars, among them the tenancy scope: a root request on the same keep-alive
+        # connection would run in the previous request's project.
+        reset_contextvars=True,
     )
     return TenantstoreServer(config, state, announce=announce)
