@@ -34,6 +34,8 @@ __all__ = ["DEFAULT_WATCH_TIMEOUT", "WatchResponse", "encode_event"]
 DEFAULT_WATCH_TIMEOUT = 1800.0
 # How often an open stream checks that its client is still there.
 DISCONNECT_PROBE_INTERVAL = 5.0
+# How long one write to a watch client may block before the client counts as gone.
+WRITE_TIMEOUT = 30.0
 
 
 def typed(obj: dict[str, Any], res: Resource) -> dict[str, Any]:
@@ -120,8 +122,12 @@ class WatchResponse(Response):
             if ev is not None:
                 body = encode_event(ev, self.resource)
                 try:
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                except OSError:
+                    # A client that stops reading blocks the write once the socket buffers
+                    # fill; give up on it (a timer, not a task) so it cannot pin the
+                    # connection and the events queued for it.
+                    async with asyncio.timeout(WRITE_TIMEOUT):
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                except (OSError, TimeoutError):
                     return True
             if loop.time() >= next_probe:
                 if await _client_left(receive):
