@@ -26,7 +26,7 @@ CONTROL_PLANE = "control-plane"
 
 
 def split_project(path: str) -> tuple[str | None, str]:
-    """``(project or None, rest of the path)`` of a percent-encoded path; raises 400/404.
+    """``(project or None, rest of the path, still percent-encoded)``; raises 400/404.
 
     The project segment is split off before percent-decoding, so an encoded ``/`` or
     ``..`` stays inside the project id (and fails its validation) instead of moving the
@@ -36,7 +36,7 @@ def split_project(path: str) -> tuple[str | None, str]:
     ('p1', '/api/v1')
     """
     if path != "/projects" and not path.startswith("/projects/"):
-        return None, unquote(path)
+        return None, path
     parts = path.split("/", 4)  # ["", "projects", project, "control-plane", rest]
     if len(parts) < 4 or parts[3] != CONTROL_PLANE:
         raise NotFoundError(f"the server could not find the requested resource ({path})")
@@ -47,7 +47,7 @@ def split_project(path: str) -> tuple[str | None, str]:
             "(at most 63 characters of a-z, 0-9 and '-', starting and ending alphanumeric)"
         )
     rest = "/" + parts[4] if len(parts) > 4 else "/"
-    return project, unquote(rest)
+    return project, rest
 
 
 class Kind(enum.Enum):
@@ -94,17 +94,22 @@ def _not_found(path: str) -> NotFoundError:
 
 def _plain_segment(seg: str) -> bool:
     """A namespace or name segment that cannot alter a storage key's shape (an encoded
-    ``..``, ``.`` or control character never reaches storage)."""
-    return seg not in (".", "..") and seg.isprintable()
+    ``/``, ``..``, ``.`` or control character never reaches storage)."""
+    return seg not in (".", "..") and "/" not in seg and seg.isprintable()
 
 
 def parse_path(path: str, registry: ResourceRegistry) -> Target:
-    """Parse a Kubernetes path (already stripped of any project prefix)."""
+    """Parse a percent-encoded Kubernetes path (already stripped of any project prefix).
+
+    The path is split on its literal slashes first and each segment decoded after, so an
+    encoded ``/`` stays inside its segment (and fails `_plain_segment`) instead of
+    shifting the segments: a name can never alias another path.
+    """
     trimmed = path.strip("/")
-    simple = _SIMPLE.get(trimmed)
+    simple = _SIMPLE.get(unquote(trimmed))
     if simple is not None:
         return Target(simple)
-    segs = trimmed.split("/")
+    segs = [unquote(s) for s in trimmed.split("/")]
     if any(s == "" for s in segs):
         raise _not_found(path)
     if segs[0] in ("healthz", "readyz", "livez") and len(segs) == 2:
