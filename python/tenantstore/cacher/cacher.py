@@ -128,6 +128,12 @@ class Cacher:
     async def ready(self) -> bool:
         return self._ready.is_set()
 
+    def _end_all_watchers(self, err: GoneError) -> None:
+        for w in self.watchers.all():
+            self.watchers.remove(w)
+            w.queue.finish(error_event(err.to_status()))
+        self._m_watchers.set(len(self.watchers))
+
     async def stop(self) -> None:
         self._stopped = True
         for t in self._tasks:
@@ -174,8 +180,10 @@ class Cacher:
     async def _list(self) -> None:
         """List the whole prefix at one revision and make the cache equal to it.
 
-        On a re-list, the difference from the cache is delivered to watchers as events
-        in revision order, so they neither miss a change nor see one twice.
+        A re-list means the cache missed events it cannot recover one by one (a 410 from
+        the backend). A difference computed from the fresh list would be a gap in every
+        watcher's history, so instead each watcher is ended with 410 and its client
+        re-lists, as upstream: no watcher ever sees a gap or a duplicate.
         """
         self._m_relists.inc()
         items: list[Object] = []
@@ -213,9 +221,18 @@ class Cacher:
                     events.append(CacheEvent(EventType.MODIFIED, key, obj, cur[1], rv, now))
             events.sort(key=lambda e: e.resource_version)
             for ev in events:
-                self._apply(ev, dispatch=True, record=False)
-            # History between the break and the list is unknown: no replay across it.
+                # Listeners (the tenancy deletion tracker) see the difference; watchers
+                # do not: it collapses the history they missed.
+                self._apply(ev, dispatch=False, record=False)
+            # History between the break and the list is unknown: no replay across it,
+            # and every open watch ends with 410 so its client re-lists (as upstream).
             self.window.reset(list_rv)
+            self._end_all_watchers(
+                GoneError(
+                    "the watch cache had to re-list from storage: "
+                    "list again and watch from the new resourceVersion"
+                )
+            )
         self._snapshots.clear()
         self._m_objects.set(len(self.index))
         self._advance(list_rv)
