@@ -140,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="etcd (start one, default), sqlite (a temp file), or etcd://HOST:PORT",
     )
     p_scale.add_argument("--concurrency", type=int, default=24, help="concurrent clients")
+    p_scale.add_argument(
+        "--per-project-max",
+        type=int,
+        help="skip per-project runs above this N (that mode needs a backend watch per "
+        "project and resource)",
+    )
     p_scale.add_argument("--settle-interval", type=float, default=2.0, help="seconds")
     p_scale.add_argument("--out", help="directory for scale.json, scale.txt and PNG plots")
     p_scale.add_argument("--quiet", action="store_true", help="no progress bar")

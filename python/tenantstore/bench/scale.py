@@ -438,11 +438,33 @@ def plot(results: list[RunResult], out: Path) -> list[Path]:
     return paths
 
 
-async def run_series(harness: Harness, modes: list[str], series: list[int]) -> list[RunResult]:
+async def run_series(
+    harness: Harness,
+    modes: list[str],
+    series: list[int],
+    *,
+    per_project_max: int | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    keep_going: bool = False,
+) -> list[RunResult]:
+    """Every (N, mode) run in turn. `per_project_max` skips per-project runs above that N
+    (the per-project architecture needs a backend watch per project and resource);
+    with `keep_going`, a run that fails is reported and the series goes on."""
     results = []
     for n in series:
         for mode in modes:
-            results.append(await harness.run(mode, n))
+            if mode == "per-project" and per_project_max is not None and n > per_project_max:
+                continue
+            try:
+                result = await harness.run(mode, n)
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                print(f"run {mode} N={n} failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results
 
 
@@ -456,12 +478,31 @@ def main(args: Any) -> int:
         settle_interval=args.settle_interval,
         progress=not args.quiet,
     )
-    results = asyncio.run(run_series(harness, modes, series))
+    out = Path(args.out) if args.out else None
+    done: list[RunResult] = []
+
+    def save(result: RunResult) -> None:
+        done.append(result)
+        heap = result.per_project["heap_bytes"] / 1024
+        print(f"done: {result.mode} N={result.projects}, heap/project {heap:.1f} KiB", flush=True)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scale.json").write_text(json.dumps([asdict(r) for r in done], indent=2))
+
+    results = asyncio.run(
+        run_series(
+            harness,
+            modes,
+            series,
+            per_project_max=args.per_project_max,
+            on_result=save,
+            keep_going=True,
+        )
+    )
+    if not results:
+        return 1
     text = render(results)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "scale.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    if out is not None:
         (out / "scale.txt").write_text(text)
         for p in plot(results, out):
             print(f"wrote {p}")

@@ -33,6 +33,7 @@ from ..storage.options import (
 )
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from . import metrics
+from .coalesce import NextRound
 from .watchers import CacheWatcher, WatcherTable
 from .window import CacheEvent, EventWindow
 
@@ -73,7 +74,7 @@ class Cacher:
         window_seconds: float = 75.0,
         window_max_events: int = 100_000,
         wait_timeout: float = 3.0,
-        unproven_wait: float = 0.25,
+        unproven_wait: float = 0.05,
         watcher_capacity: int = DEFAULT_CAPACITY,
         bookmark_interval: float = 1.0,
         resource_label: str | None = None,
@@ -98,6 +99,12 @@ class Cacher:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        # Consistent reads share backend round trips (see coalesce.NextRound).
+        self._backend_revision = NextRound(backend.current_resource_version)
+        request = getattr(backend, "request_watch_progress", None)
+        self._request_progress: NextRound[bool] | None = (
+            NextRound(request) if request is not None else None
+        )
         # Listeners called with every applied event (the tenancy deletion tracker).
         self._listeners: list[Callable[[CacheEvent], None]] = []
         label = resource_label or self.prefix
@@ -359,11 +366,10 @@ class Cacher:
         briefly for its own events and otherwise answers False: the read then goes to
         the backend, as Kubernetes does in that case.
         """
-        rv = await self.backend.current_resource_version()
+        rv = await self._backend_revision()
         if rv <= self.resource_version and self._ready.is_set():
             return True
-        request = getattr(self.backend, "request_watch_progress", None)
-        reliable = request is not None and bool(await request())
+        reliable = self._request_progress is not None and bool(await self._request_progress())
         if reliable:
             await self._wait_for(rv)
             return True
@@ -384,7 +390,7 @@ class Cacher:
         try:
             await self._wait_for(rv, self.unproven_wait)
         except TooLargeResourceVersionError:
-            if rv > await self.backend.current_resource_version():
+            if rv > await self._backend_revision():
                 await self._wait_for(rv)  # a revision from the future: 504 after the wait
 
     async def _fresh_enough(self, resource_version: str) -> bool:
@@ -498,7 +504,7 @@ class Cacher:
         return await self.backend.count(key)
 
     async def current_resource_version(self) -> int:
-        return await self.backend.current_resource_version()
+        return await self._backend_revision()
 
     # -- writes go to the backend ---------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
