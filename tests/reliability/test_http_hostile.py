@@ -572,7 +572,9 @@ HEADER_CASES: list[tuple[bytes, str, bool]] = [
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)), "4xx", False),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "4xx|close", True),
     (f"BREW {CM} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), "4xx", False),
-    (f"GET {CM} HTTP/9.9\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), "4xx|close", True),
+    # h11 parses any HTTP/<digit>.<digit> and may answer it as HTTP/1.1 (the caller's own
+    # data), or the half-close may end it first: either way no 5xx and no leak.
+    (f"GET {CM} HTTP/9.9\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), "any|close", True),
 ]
 
 
@@ -586,6 +588,8 @@ def test_header_and_request_line_oddities(
     status, raw = raw_request(serve.url, data, half_close=half_close)
     if expect == "any":
         assert status is not None and status < 500, raw[:300]
+    elif expect == "any|close":
+        assert status is None or status < 500, raw[:300]
     elif expect == "4xx|close":
         assert status is None or 400 <= status < 500, raw[:300]
     else:
