@@ -40,9 +40,7 @@ import contextlib
 import itertools
 import json
 import multiprocessing
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -358,36 +356,6 @@ def _worker_main(
 # -- the coordinator ----------------------------------------------------------------------
 
 
-class _LoadServer(ServerProcess):
-    """`ServerProcess` without tracemalloc (which would slow every allocation, and so
-    every request, of the server under load)."""
-
-    def _launch(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONTRACEMALLOC"}
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tenantstore.cli",
-                "serve",
-                "--backend",
-                self.backend_url,
-                "--mode",
-                self.mode,
-                "--resources",
-                str(self.resources),
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
 async def _run_clients(url: str, cfg: LoadConfig) -> list[dict[str, Any]]:
     ctx = multiprocessing.get_context("spawn")
     # Every process starts its requests at the same moment, after opening its watches.
@@ -473,7 +441,14 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> LoadResult:
             await etcd.start()
             backend_url = f"etcd://{etcd.endpoint}"
         resources = base / "resources.yaml"
-        server = _LoadServer(backend_url, cfg.mode, resources, base / "server.log")
+        server = ServerProcess(
+            backend_url,
+            cfg.mode,
+            resources,
+            base / "server.log",
+            trace_memory=False,
+            extra_args=("--log-level", "warning"),
+        )
         try:
             await server.start()
             parts = await _run_clients(server.url, cfg)

@@ -114,14 +114,27 @@ class EtcdProcess:
 
 
 class ServerProcess:
-    """`tenantstore serve` in a child process, with tracemalloc on for heap figures."""
+    """`tenantstore serve` in a child process (tracemalloc on for heap figures, unless
+    `trace_memory=False`)."""
 
-    def __init__(self, backend_url: str, mode: str, resources: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        backend_url: str,
+        mode: str,
+        resources: Path,
+        log_path: Path,
+        *,
+        trace_memory: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.backend_url = backend_url
         self.mode = mode
         self.resources = resources
         self.log_path = log_path
+        # tracemalloc gives the heap figure, but slows every allocation: off under load.
+        self.trace_memory = trace_memory
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -134,7 +147,9 @@ class ServerProcess:
         await _wait_http(f"{self.url}/readyz", self.proc, "tenantstore serve", 60)
 
     def _launch(self) -> None:
-        env = dict(os.environ, PYTHONTRACEMALLOC="1")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONTRACEMALLOC"}
+        if self.trace_memory:
+            env["PYTHONTRACEMALLOC"] = "1"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -150,6 +165,7 @@ class ServerProcess:
                 str(self.resources),
                 "--port",
                 str(self.port),
+                *self.extra_args,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
