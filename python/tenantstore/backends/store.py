@@ -17,6 +17,7 @@ import logging
 import posixpath
 from typing import Any
 
+import orjson
 from prometheus_client import Counter
 
 from ..codec import Codec, JSONCodec, resource_version_of
@@ -498,7 +499,5 @@ def _too_large(requested: int, current: int) -> TooLargeResourceVersionError:
 
 
 def _deep_copy(obj: Object) -> Object:
-    import orjson
-
     copied: Object = orjson.loads(orjson.dumps(obj))
     return copied
