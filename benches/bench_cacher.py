@@ -29,13 +29,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tenantstore._native import Index
 from tenantstore.backends.sqlite import SqliteKV
-from tenantstore.backends.store import KVStorage
 from tenantstore.cacher import CacheEvent, Cacher, ScanningWatcherTable, WatcherTable
 from tenantstore.cacher.watchers import CacheWatcher
+from tenantstore.index import Index
 from tenantstore.storage import EventType, ListOptions, QueueWatch
 from tenantstore.storage.selectors import EVERYTHING
+from tenantstore.store import KVStorage
 
 PREFIX = "/registry/configmaps"
 

@@ -48,8 +48,8 @@ from aetcd import rpc
 
 from tenantstore.backends.etcd import EtcdKV
 from tenantstore.backends.sqlite import SqliteKV
-from tenantstore.backends.store import KVStorage
 from tenantstore.storage import ListOptions
+from tenantstore.store import KVStorage
 
 PREFIX = "/registry/configmaps/bench"
 LIST_KEY = f"{PREFIX}/list"

@@ -26,11 +26,10 @@ def _configmap(name: str, namespace: str, **data: str) -> dict[str, object]:
 
 async def demo(path: str) -> int:
     """Three scopes over one shared cache on the embedded backend: each sees only its own."""
-    from .backends.sqlite import SqliteKV
     from .tenancy import SharedStorageFactory, all_projects, project_scope
+    from .tenancy.factory import open_kv
 
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    kv = await SqliteKV.open(path)
+    kv = await open_kv("sqlite://" + path)
     factory = SharedStorageFactory(kv, [CONFIGMAPS])
     await factory.start()
     store = factory.storage(CONFIGMAPS)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tenantstore.backends.kv import CompactedError
-from tenantstore.backends.store import KVStorage
 from tenantstore.cacher import Cacher, ScanningWatcherTable
 from tenantstore.storage import (
     EventType,
@@ -19,6 +18,7 @@ from tenantstore.storage import (
     UnavailableError,
     WatchEvent,
 )
+from tenantstore.store import KVStorage
 from tests.breakable import BreakableKV
 
 

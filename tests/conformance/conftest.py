@@ -130,7 +130,7 @@ def register_stack(
 @contextlib.asynccontextmanager
 async def kv_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     """KVStorage directly over the KV: the reference semantics."""
-    from tenantstore.backends.store import KVStorage
+    from tenantstore.store import KVStorage
 
     store = KVStorage(kv, owns_kv=False)
     try:
@@ -143,8 +143,8 @@ async def kv_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
 @contextlib.asynccontextmanager
 async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     """The shared watch cache over KVStorage, as Kubernetes runs its store tests."""
-    from tenantstore.backends.store import KVStorage
     from tenantstore.cacher import Cacher
+    from tenantstore.store import KVStorage
 
     backend = KVStorage(kv, owns_kv=False, skip_corrupt=True)
     prefix = f"{key_prefix}/pods"

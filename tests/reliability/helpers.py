@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from tenantstore.backends.store import KVStorage
 from tenantstore.cacher import Cacher
 from tenantstore.keys import scope_prefix
 from tenantstore.storage import (
@@ -42,6 +41,7 @@ from tenantstore.storage import (
     UnavailableError,
     Watch,
 )
+from tenantstore.store import KVStorage
 
 SOAK = bool(os.environ.get("TENANTSTORE_SOAK"))
 soak_only = pytest.mark.skipif(not SOAK, reason="soak variant: set TENANTSTORE_SOAK=1")

@@ -21,9 +21,9 @@ import pytest
 
 from tenantstore.backends.kv import KV
 from tenantstore.backends.sqlite import SqliteKV
-from tenantstore.backends.store import KVStorage
 from tenantstore.keys import scope_prefix
 from tenantstore.storage import GoneError, Storage
+from tenantstore.store import KVStorage
 from tenantstore.tenancy import SharedStorageFactory
 from tests.reliability.conftest import NO_ETCD
 from tests.reliability.helpers import (

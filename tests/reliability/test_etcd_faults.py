@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from tenantstore.backends.etcd import EtcdKV
-from tenantstore.backends.store import KVStorage
 from tenantstore.keys import scope_prefix
 from tenantstore.storage import Storage
+from tenantstore.store import KVStorage
 from tenantstore.tenancy import SharedStorageFactory
 from tests.etcd_server import EtcdCluster
 from tests.reliability.conftest import needs_etcd

@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from tenantstore.backends.sqlite import SqliteKV
-from tenantstore.backends.store import KVStorage
 from tenantstore.keys import scope_prefix
+from tenantstore.store import KVStorage
 from tenantstore.tenancy import SharedStorageFactory, project_scope
 from tests.reliability.helpers import SOAK, backend_state, cacher_state, soak_only, value_of
 

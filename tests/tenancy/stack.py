@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tenantstore.backends.kv import KV
-from tenantstore.backends.store import KVStorage
 from tenantstore.keys import scoped_key
 from tenantstore.storage import ListOptions, ObjectList, Preconditions, Storage, Watch
 from tenantstore.storage.interface import Object, UpdateFunc, ValidateDeletion
+from tenantstore.store import KVStorage
 from tenantstore.tenancy import StorageFactory, make_factory, project_scope
 
 
@@ -97,6 +97,9 @@ class ScopedStorage:
 
     async def current_resource_version(self) -> int:
         return await self.inner.current_resource_version()
+
+    async def request_watch_progress(self) -> bool:
+        return await self.inner.request_watch_progress()
 
     async def ready(self) -> bool:
         return await self.inner.ready()

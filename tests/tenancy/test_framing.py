@@ -6,11 +6,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tenantstore.backends.kv import KV
-from tenantstore.backends.store import KVStorage
 from tenantstore.codec import JSONCodec
 from tenantstore.frames import frame
 from tenantstore.keys import scoped_key
 from tenantstore.storage import InternalError, ListOptions, NotFoundError, StorageError
+from tenantstore.store import KVStorage
 from tenantstore.tenancy import (
     POISONED,
     UNMAPPED,

@@ -160,7 +160,7 @@ async def test_watches_share_one_stream_and_route_events(ekv: EtcdKV, key_prefix
     wa = ekv.watch(pa, prefix_end(pa), start_revision=rev + 1)
     wb = ekv.watch(pb, prefix_end(pb), start_revision=rev + 1)
     try:
-        assert ekv.watch_count() == 2
+        assert ekv.watch_count == 2
         await ekv.create(pb + "1", b"b")
         await ekv.create(pa + "1", b"a")
         ita, itb = aiter(wa), aiter(wb)
@@ -171,7 +171,7 @@ async def test_watches_share_one_stream_and_route_events(ekv: EtcdKV, key_prefix
     finally:
         await wa.close()
         await wb.close()
-    assert ekv.watch_count() == 0
+    assert ekv.watch_count == 0
 
 
 async def test_closed_watches_are_cancelled_on_the_server(own_etcd: EtcdServer) -> None:
@@ -181,7 +181,7 @@ async def test_closed_watches_are_cancelled_on_the_server(own_etcd: EtcdServer) 
         watches: list[KVWatch] = [
             kv.watch(f"/w{i}/", prefix_end(f"/w{i}/"), start_revision=0) for i in range(3)
         ]
-        assert kv.watch_count() == 3 and open_watch_count() >= 3
+        assert kv.watch_count == 3 and open_watch_count() >= 3
 
         async def server_has(n: int) -> bool:
             return await etcd_watcher_total(own_etcd.metrics_url) == n
@@ -189,7 +189,7 @@ async def test_closed_watches_are_cancelled_on_the_server(own_etcd: EtcdServer) 
         await until(lambda: server_has(base + 3))
         for w in watches:
             await w.close()
-        assert kv.watch_count() == 0
+        assert kv.watch_count == 0
         await until(lambda: server_has(base))
         # Iterating a closed watch just ends.
         assert [ev async for ev in watches[0]] == []
@@ -305,7 +305,7 @@ async def test_compaction(own_etcd: EtcdServer) -> None:
                     pass
         assert werr.value.requested == first.revision
         assert werr.value.compact_revision == last.revision
-        assert kv.watch_count() == 0
+        assert kv.watch_count == 0
 
         # From the compaction point on, the history is still there.
         w2 = kv.watch("/c/", prefix_end("/c/"), start_revision=last.revision)
@@ -341,7 +341,7 @@ async def test_watch_across_restart_ends_unavailable_then_rewatch_has_no_gap(
             async with asyncio.timeout(WAIT):
                 while True:
                     seen.append(await anext(it))
-        assert kv.watch_count() == 0
+        assert kv.watch_count == 0
         last_seen = max(ev.revision for ev in seen if ev.type is not KVEventType.PROGRESS)
 
         # Writes after the restart (retried while the channel reconnects).

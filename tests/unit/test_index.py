@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from tenantstore._native import Index, IndexSnapshot
+from tenantstore.index import Index, IndexSnapshot
 
 # A small alphabet so prefixes, shared prefixes and start_after collisions are common; "é" and
 # "\U0001f600" check that order is by UTF-8 bytes (= code points), like etcd.

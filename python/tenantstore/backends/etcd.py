@@ -44,12 +44,25 @@ from aetcd import rpc
 
 from ..storage.errors import (
     InternalError,
-    InvalidError,
     StorageError,
     TooLargeResourceVersionError,
     UnavailableError,
 )
-from .kv import CompactedError, KeyValue, KVEvent, KVEventType, RangeResult, TxnResult
+from . import register_driver
+from .kv import (
+    CompactedError,
+    InvalidKVInputError,
+    KeyValue,
+    KVEvent,
+    KVEventType,
+    RangeResult,
+    TxnResult,
+    check_key,
+    check_range_end,
+    check_revision,
+    check_ttl,
+    check_value,
+)
 
 __all__ = [
     "EtcdKV",
@@ -86,28 +99,8 @@ _ERR_COMPACTED: Final = "required revision has been compacted"
 _ERR_FUTURE_REV: Final = "required revision is a future revision"
 
 
-class InvalidKVInputError(InvalidError, ValueError):
-    """A malformed key, value or argument (both a 422 `InvalidError` and a ValueError)."""
-
-
 def _key(key: object, what: str = "key") -> bytes:
-    if not isinstance(key, str) or not key:
-        raise InvalidKVInputError(f"{what} must be a non-empty str, got {key!r}")
-    return key.encode("utf-8", "surrogateescape")
-
-
-def _value(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise InvalidKVInputError(f"value must be bytes, got {type(value).__name__}")
-
-
-def _revision(revision: object, what: str) -> int:
-    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise InvalidKVInputError(f"{what} must be an int >= 0, got {revision!r}")
-    return revision
+    return check_key(key, what).encode("utf-8", "surrogateescape")
 
 
 def _range_start(start: object, end: object) -> bytes:
@@ -118,11 +111,9 @@ def _range_start(start: object, end: object) -> bytes:
 
 
 def _range_end(end: object) -> bytes:
-    if not isinstance(end, str):
-        raise InvalidKVInputError(f"range end must be a str, got {end!r}")
     # "" = single key; "\x00" = to the end of the keyspace: both pass through as etcd
     # interprets them.
-    return end.encode("utf-8", "surrogateescape")
+    return check_range_end(end).encode("utf-8", "surrogateescape")
 
 
 def _kv(pb: Any) -> KeyValue:
@@ -616,8 +607,8 @@ class EtcdKV:
             rpc.RangeRequest(
                 key=_range_start(start, end),
                 range_end=_range_end(end),
-                revision=_revision(revision, "revision"),
-                limit=_revision(limit, "limit"),
+                revision=check_revision(revision, "revision"),
+                limit=check_revision(limit, "limit"),
             )
         )
         return RangeResult(
@@ -685,7 +676,7 @@ class EtcdKV:
 
     async def _put_txn(self, key: str, value: bytes, compare: Any, lease: int) -> TxnResult:
         k = _key(key)
-        value = _value(value)
+        value = check_value(value)
         resp = await self._txn(
             [compare],
             [
@@ -704,11 +695,10 @@ class EtcdKV:
 
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
         k = _key(key)
-        _value(value)
+        check_value(value)
         lease = 0
         if ttl is not None:
-            if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
-                raise InvalidKVInputError(f"ttl must be a positive int (seconds), got {ttl!r}")
+            check_ttl(ttl)
             lease = await self._client.leases.get(self._client, ttl)
         compare = rpc.Compare(
             key=k,
@@ -723,13 +713,13 @@ class EtcdKV:
             key=_key(key),
             target=rpc.Compare.CompareTarget.MOD,
             result=rpc.Compare.CompareResult.EQUAL,
-            mod_revision=_revision(expected_mod_revision, "expected_mod_revision"),
+            mod_revision=check_revision(expected_mod_revision, "expected_mod_revision"),
         )
         return await self._put_txn(key, value, compare, 0)
 
     async def delete(self, key: str, *, expected_mod_revision: int) -> TxnResult:
         k = _key(key)
-        expected_mod_revision = _revision(expected_mod_revision, "expected_mod_revision")
+        expected_mod_revision = check_revision(expected_mod_revision, "expected_mod_revision")
         compare = []
         if expected_mod_revision:
             compare.append(
@@ -756,7 +746,7 @@ class EtcdKV:
         return TxnResult(True, int(resp.header.revision), prev)
 
     async def compact(self, revision: int) -> None:
-        if _revision(revision, "revision") == 0:
+        if check_revision(revision, "revision") == 0:
             return
         # CompactedError: already compacted at or past `revision`.
         with contextlib.suppress(CompactedError):
@@ -775,7 +765,7 @@ class EtcdKV:
         if self._closed:
             raise UnavailableError("EtcdKV is closed")
         key, range_end = _range_start(start, end), _range_end(end)
-        start_revision = _revision(start_revision, "start_revision")
+        start_revision = check_revision(start_revision, "start_revision")
         stream = self._client.stream()
         w = _EtcdWatch(stream, self, key, range_end, start_revision, progress_notify)
         self._watches.add(w)
@@ -808,6 +798,7 @@ class EtcdKV:
         version = client.server_version
         return version >= (3, 5, 13) or ((3, 4, 31) <= version < (3, 5, 0))
 
+    @property
     def watch_count(self) -> int:
         """Watches opened through this EtcdKV that are still open."""
         return len(self._watches)
@@ -842,3 +833,12 @@ class EtcdKV:
 
     def __repr__(self) -> str:
         return f"EtcdKV({self.endpoint!r})"
+
+
+async def open_url(url: str) -> EtcdKV:
+    """The `etcd://` (and `http://`) driver."""
+    return await EtcdKV.from_url(url)
+
+
+register_driver("etcd", open_url)
+register_driver("http", open_url)

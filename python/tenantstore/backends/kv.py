@@ -2,7 +2,7 @@
 
 Like kine, a backend only has to offer etcd's few primitives (a revisioned range,
 compare-and-swap transactions on `mod_revision`, a watch from a revision, compaction);
-`tenantstore.backends.store.KVStorage` builds the Kubernetes storage semantics on top
+`tenantstore.store.KVStorage` builds the Kubernetes storage semantics on top
 once, exactly as the Kubernetes etcd3 store builds them on the etcd client.
 
 Keys are `str` (UTF-8 on the wire). Every revision is the store-wide revision counter,
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.errors import GoneError
+from ..storage.errors import GoneError, InvalidError
 
 
 # Not frozen: a frozen dataclass's __init__ costs ~2x (object.__setattr__ per field), and
@@ -149,6 +149,11 @@ class KV(Protocol):
         nothing was asked)."""
         ...
 
+    @property
+    def watch_count(self) -> int:
+        """Watches open through this KV (the `tenantstore_backend_watches` gauge)."""
+        ...
+
     async def compact(self, revision: int) -> None:
         """Forget history below `revision` (a no-op if already compacted past it)."""
         ...
@@ -156,3 +161,49 @@ class KV(Protocol):
     async def ready(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+# -- input checks every driver shares (as kine's drivers share `generic`) --------------------
+
+
+class InvalidKVInputError(InvalidError, ValueError):
+    """A malformed key, value or argument (both a 422 `InvalidError` and a ValueError)."""
+
+
+def check_key(key: object, what: str = "key") -> str:
+    """A non-empty `str` key, or `InvalidKVInputError`."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKVInputError(f"{what} must be a non-empty str, got {key!r}")
+    return key
+
+
+def check_range_end(end: object) -> str:
+    """A range end is any `str`: "" is a single key, "\\x00" the end of the keyspace."""
+    if not isinstance(end, str):
+        raise InvalidKVInputError(f"range end must be a str, got {end!r}")
+    return end
+
+
+def check_value(value: object) -> bytes:
+    """Bytes-like values as `bytes`; anything else is refused rather than coerced."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise InvalidKVInputError(f"value must be bytes, got {type(value).__name__}")
+
+
+def check_revision(revision: object, what: str) -> int:
+    """An `int` revision >= 0 (`bool` is refused though it is an `int`)."""
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise InvalidKVInputError(f"{what} must be an int >= 0, got {revision!r}")
+    return revision
+
+
+def check_ttl(ttl: object) -> int | None:
+    """None, or a positive whole number of seconds."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+        raise InvalidKVInputError(f"ttl must be a positive int (seconds), got {ttl!r}")
+    return ttl

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -56,12 +57,25 @@ from typing import Any, TypeVar
 
 from ..storage.errors import (
     InternalError,
-    InvalidError,
     StorageError,
     TooLargeResourceVersionError,
     UnavailableError,
 )
-from .kv import CompactedError, KeyValue, KVEvent, KVEventType, RangeResult, TxnResult
+from . import register_driver
+from .kv import (
+    CompactedError,
+    InvalidKVInputError,
+    KeyValue,
+    KVEvent,
+    KVEventType,
+    RangeResult,
+    TxnResult,
+    check_key,
+    check_range_end,
+    check_revision,
+    check_ttl,
+    check_value,
+)
 
 __all__ = ["InvalidKVInputError", "SqliteKV"]
 
@@ -122,30 +136,6 @@ _Q_COMPACT_CHUNK = (
     "DELETE FROM kv_log WHERE id >= ? AND id < ? AND id < ? AND (deleted = 1 OR id < "
     "(SELECT MAX(l2.id) FROM kv_log AS l2 WHERE l2.name = kv_log.name AND l2.id <= ?))"
 )
-
-
-class InvalidKVInputError(InvalidError, ValueError):
-    """A malformed key, value or argument (both a 422 `InvalidError` and a ValueError)."""
-
-
-def _check_key(key: object, what: str = "key") -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidKVInputError(f"{what} must be a non-empty str, got {key!r}")
-    return key
-
-
-def _check_value(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise InvalidKVInputError(f"value must be bytes, got {type(value).__name__}")
-
-
-def _check_revision(revision: object, what: str) -> int:
-    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise InvalidKVInputError(f"{what} must be an int >= 0, got {revision!r}")
-    return revision
 
 
 def _name_clause(start: str, end: str, col: str = "name") -> tuple[str, tuple[str, ...]]:
@@ -482,7 +472,7 @@ class SqliteKV:
 
     # -- reads ---------------------------------------------------------------------
     async def get(self, key: str) -> tuple[KeyValue | None, int]:
-        _check_key(key)
+        check_key(key)
         kv, rev = await self._read(self._r_get, key)
         self._saw(rev)
         return kv, rev
@@ -498,11 +488,10 @@ class SqliteKV:
     async def range(
         self, start: str, end: str, *, revision: int = 0, limit: int = 0
     ) -> RangeResult:
-        _check_key(start, "start")
-        if not isinstance(end, str):
-            raise InvalidKVInputError(f"end must be a str, got {end!r}")
-        _check_revision(revision, "revision")
-        _check_revision(limit, "limit")
+        check_key(start, "start")
+        check_range_end(end)
+        check_revision(revision, "revision")
+        check_revision(limit, "limit")
         res = await self._read(self._r_range, start, end, revision, limit)
         self._saw(res.revision)
         return res
@@ -544,9 +533,8 @@ class SqliteKV:
         return RangeResult(kvs, cur, more, count)
 
     async def count(self, start: str, end: str) -> int:
-        _check_key(start, "start")
-        if not isinstance(end, str):
-            raise InvalidKVInputError(f"end must be a str, got {end!r}")
+        check_key(start, "start")
+        check_range_end(end)
         return await self._read(self._r_count, start, end)
 
     @staticmethod
@@ -586,10 +574,9 @@ class SqliteKV:
 
     # -- writes --------------------------------------------------------------------
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
-        _check_key(key)
-        data = _check_value(value)
-        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
-            raise InvalidKVInputError(f"ttl must be a positive int (seconds), got {ttl!r}")
+        check_key(key)
+        data = check_value(value)
+        check_ttl(ttl)
 
         def op(conn: sqlite3.Connection, rev: int) -> tuple[TxnResult, int]:
             row = conn.execute(_Q_LATEST, (key,)).fetchone()
@@ -606,9 +593,9 @@ class SqliteKV:
         return result
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
-        _check_key(key)
-        data = _check_value(value)
-        expected = _check_revision(expected_mod_revision, "expected_mod_revision")
+        check_key(key)
+        data = check_value(value)
+        expected = check_revision(expected_mod_revision, "expected_mod_revision")
 
         def op(conn: sqlite3.Connection, rev: int) -> tuple[TxnResult, int]:
             row = conn.execute(_Q_LATEST, (key,)).fetchone()
@@ -626,8 +613,8 @@ class SqliteKV:
         return result
 
     async def delete(self, key: str, *, expected_mod_revision: int = 0) -> TxnResult:
-        _check_key(key)
-        expected = _check_revision(expected_mod_revision, "expected_mod_revision")
+        check_key(key)
+        expected = check_revision(expected_mod_revision, "expected_mod_revision")
         result: TxnResult = await self._write(self._delete_op(key, expected, None))
         return result
 
@@ -651,7 +638,7 @@ class SqliteKV:
         return op
 
     async def compact(self, revision: int) -> None:
-        _check_revision(revision, "revision")
+        check_revision(revision, "revision")
         if revision == 0:
             return
         # Let the tailer fan out every row below `revision` before any can disappear.
@@ -723,10 +710,9 @@ class SqliteKV:
     ) -> _Watcher:
         """Events for keys in [start, end) with revision >= `start_revision` (0 = from
         the next write on)."""
-        _check_key(start, "start")
-        if not isinstance(end, str):
-            raise InvalidKVInputError(f"end must be a str, got {end!r}")
-        _check_revision(start_revision, "start_revision")
+        check_key(start, "start")
+        check_range_end(end)
+        check_revision(start_revision, "start_revision")
         if self._closed:
             raise UnavailableError("sqlite store is closed")
         w = _Watcher(self, start, end, start_revision, progress_notify)
@@ -897,3 +883,18 @@ class SqliteKV:
             await loop.run_in_executor(self._wexec, close_conn, wconn)
         self._rexec.shutdown(wait=False)
         self._wexec.shutdown(wait=False)
+
+
+def _path_with_parent(url: str) -> str:
+    path = SqliteKV.path_from_url(url)
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path
+
+
+async def open_url(url: str) -> SqliteKV:
+    """The `sqlite://` driver: open the file the URL names, creating its directory."""
+    return await SqliteKV.open(_path_with_parent(url))
+
+
+register_driver("sqlite", open_url)

@@ -3,7 +3,7 @@
 A single reflector lists the whole resource prefix from the backend and then watches it
 (one backend watch per resource, however many projects), applying every event to the
 Rust `Index` and to a window of recent events, and offering it to the watchers whose
-key prefix contains the event's key. Writes go straight to the backend and come back
+key prefix contains the event's key. Writes go straight to the store and come back
 through the reflector, as in the Kubernetes cacher.
 """
 
@@ -17,9 +17,10 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from .._native import Index, IndexSnapshot
 from ..codec import resource_version_of
+from ..index import Index, IndexSnapshot
 from ..storage import continue_token
 from ..storage.errors import GoneError, StorageError, TooLargeResourceVersionError, not_found
 from ..storage.events import EventType, WatchEvent, error_event
@@ -63,11 +64,11 @@ def default_key_func(resource_prefix: str) -> KeyFunc:
 
 
 class Cacher:
-    """`Storage` over a backend `Storage` for one resource prefix, served from memory."""
+    """`Storage` over a store `Storage` for one resource prefix, served from memory."""
 
     def __init__(
         self,
-        backend: Storage,
+        store: Storage,
         resource_prefix: str,
         *,
         key_func: KeyFunc | None = None,
@@ -80,7 +81,7 @@ class Cacher:
         resource_label: str | None = None,
         watcher_table: type[WatcherTable] = WatcherTable,
     ) -> None:
-        self.backend = backend
+        self.store = store
         self.prefix = resource_prefix.rstrip("/")
         self.key_func = key_func or default_key_func(self.prefix)
         self.wait_timeout = wait_timeout
@@ -100,11 +101,8 @@ class Cacher:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         # Consistent reads share backend round trips (see coalesce.NextRound).
-        self._backend_revision = NextRound(backend.current_resource_version)
-        request = getattr(backend, "request_watch_progress", None)
-        self._request_progress: NextRound[bool] | None = (
-            NextRound(request) if request is not None else None
-        )
+        self._store_revision = NextRound(store.current_resource_version)
+        self._request_watch_progress = NextRound(store.request_watch_progress)
         # Listeners called with every applied event (the tenancy deletion tracker).
         self._listeners: list[Callable[[CacheEvent], None]] = []
         label = resource_label or self.prefix
@@ -134,6 +132,20 @@ class Cacher:
 
     async def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once `stop()` began: listeners must not act on a cache being torn down."""
+        return self._stopped
+
+    @property
+    def live_tasks(self) -> int:
+        """asyncio tasks this cacher runs that have not ended (reflector, bookmarks)."""
+        return sum(1 for t in self._tasks if not t.done())
+
+    async def request_watch_progress(self) -> bool:
+        """Forwarded to the store: the cache itself has no stream to ask for progress."""
+        return await self.store.request_watch_progress()
 
     def _end_all_watchers(self, err: GoneError) -> None:
         for w in self.watchers.all():
@@ -174,7 +186,7 @@ class Cacher:
                     await self._list()
                     need_list = False
                 backoff = 0.05
-                need_list = await self._watch_backend()
+                need_list = await self._watch_store()
             except asyncio.CancelledError:
                 raise
             except GoneError:
@@ -196,7 +208,7 @@ class Cacher:
         items: list[Object] = []
         opts = ListOptions(recursive=True, limit=LIST_PAGE)
         while True:
-            page = await self.backend.get_list(self.prefix, opts)
+            page = await self.store.get_list(self.prefix, opts)
             items.extend(page.items)
             if not page.continue_:
                 break
@@ -245,7 +257,7 @@ class Cacher:
         self._advance(list_rv)
         self._ready.set()
 
-    async def _watch_backend(self) -> bool:
+    async def _watch_store(self) -> bool:
         """Follow the backend from the cache's revision; True when a re-list is needed."""
         opts = ListOptions(
             resource_version=str(self.resource_version),
@@ -253,7 +265,7 @@ class Cacher:
             allow_watch_bookmarks=True,
             progress_notify=True,
         )
-        watch = await self.backend.watch(self.prefix, opts)
+        watch = await self.store.watch(self.prefix, opts)
         if isinstance(watch, QueueWatch):
             # The reflector keeps up with bursts by design (it never awaits per event);
             # a small buffer would turn a burst into a needless re-list.
@@ -328,7 +340,7 @@ class Cacher:
                 self.watchers.bookmark_all(self.resource_version)
                 self._m_watchers.set(len(self.watchers))
 
-    def request_progress(self) -> None:
+    def send_bookmarks(self) -> None:
         """Send a bookmark at the cache's revision to every watcher that asked for them."""
         self.watchers.bookmark_all(self.resource_version)
 
@@ -366,10 +378,10 @@ class Cacher:
         briefly for its own events and otherwise answers False: the read then goes to
         the backend, as Kubernetes does in that case.
         """
-        rv = await self._backend_revision()
+        rv = await self._store_revision()
         if rv <= self.resource_version and self._ready.is_set():
             return True
-        reliable = self._request_progress is not None and bool(await self._request_progress())
+        reliable = await self._request_watch_progress()
         if reliable:
             await self._wait_for(rv)
             return True
@@ -390,7 +402,7 @@ class Cacher:
         try:
             await self._wait_for(rv, self.unproven_wait)
         except TooLargeResourceVersionError:
-            if rv > await self._backend_revision():
+            if rv > await self._store_revision():
                 await self._wait_for(rv)  # a revision from the future: 504 after the wait
 
     async def _fresh_enough(self, resource_version: str) -> bool:
@@ -405,7 +417,7 @@ class Cacher:
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
         if not await self._fresh_enough(resource_version):
-            return await self.backend.get(
+            return await self.store.get(
                 key, resource_version=resource_version, ignore_not_found=ignore_not_found
             )
         found = self.index.get_object(key)
@@ -428,12 +440,12 @@ class Cacher:
         pred = opts.predicate
         if not opts.recursive:
             if not await self._fresh_enough(opts.resource_version):
-                return await self.backend.get_list(key, opts)
+                return await self.store.get_list(key, opts)
             if (
                 opts.resource_version_match == ResourceVersionMatch.EXACT
                 and rv != self.resource_version
             ):
-                return await self.backend.get_list(key, opts)
+                return await self.store.get_list(key, opts)
             got = self.index.get_object(key)
             single = [got] if got is not None and pred.matches(got) else []
             return ObjectList(items=single, resource_version=self.resource_version)
@@ -447,7 +459,7 @@ class Cacher:
             snap = self._snapshots.get(list_rv)
             if snap is None:
                 # Not (or no longer) held: the backend serves it at that revision, or 410s.
-                return await self.backend.get_list(key, opts)
+                return await self.store.get_list(key, opts)
             self._snapshots.move_to_end(list_rv)
             view = snap
             if start.endswith("\x00"):
@@ -458,7 +470,7 @@ class Cacher:
             if opts.resource_version_match == ResourceVersionMatch.EXACT:
                 await self._wait_for(rv)
                 if rv != self.resource_version:
-                    return await self.backend.get_list(key, opts)
+                    return await self.store.get_list(key, opts)
             elif (
                 opts.resource_version_match == ResourceVersionMatch.UNSET
                 and rv > 0
@@ -467,9 +479,9 @@ class Cacher:
                 # Legacy semantics: a paginated list at N is a list at exactly N.
                 await self._wait_for(rv)
                 if rv != self.resource_version:
-                    return await self.backend.get_list(key, opts)
+                    return await self.store.get_list(key, opts)
             elif not await self._fresh_enough(opts.resource_version):
-                return await self.backend.get_list(key, opts)
+                return await self.store.get_list(key, opts)
             list_rv = self.resource_version
             view = self.index.snapshot() if opts.limit else self.index
 
@@ -501,14 +513,14 @@ class Cacher:
 
     async def count(self, key: str) -> int:
         # As upstream: counts are exact, so they come from the backend.
-        return await self.backend.count(key)
+        return await self.store.count(key)
 
     async def current_resource_version(self) -> int:
-        return await self._backend_revision()
+        return await self._store_revision()
 
-    # -- writes go to the backend ---------------------------------------------------
+    # -- writes go to the store -----------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
-        return await self.backend.create(key, obj, ttl=ttl)
+        return await self.store.create(key, obj, ttl=ttl)
 
     async def guaranteed_update(
         self,
@@ -521,7 +533,7 @@ class Cacher:
     ) -> Object:
         if suggestion is None:
             suggestion = self.index.get_object(key)
-        return await self.backend.guaranteed_update(
+        return await self.store.guaranteed_update(
             key,
             update_fn,
             ignore_not_found=ignore_not_found,
@@ -536,7 +548,7 @@ class Cacher:
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
     ) -> Object:
-        return await self.backend.delete(key, preconditions=preconditions, validate=validate)
+        return await self.store.delete(key, preconditions=preconditions, validate=validate)
 
     # -- watch ----------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
@@ -627,3 +639,9 @@ def _scan(
             return
         start_after = batch[-1][0]
         chunk = min(chunk * 2, 10_000)
+
+
+if TYPE_CHECKING:
+    # mypy proves the protocol is implemented (Go's `var _ storage.Interface = ...`).
+
+    _: Storage = Cacher.__new__(Cacher)

@@ -26,10 +26,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..backends.kv import KV
 from ..storage.errors import BadRequestError, NotFoundError, StorageError, to_status
 from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
+from ..tenancy.factory import KV, open_kv
 from . import discovery
 from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
 from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
@@ -58,28 +58,6 @@ class ServerConfig:
     watch_timeout: float = DEFAULT_WATCH_TIMEOUT
     # Passed to the factory (window_seconds, bookmark_interval, ...).
     factory_options: dict[str, Any] = field(default_factory=dict)
-
-
-def _sqlite_path(url: str) -> str:
-    from ..backends.sqlite import SqliteKV
-
-    path = SqliteKV.path_from_url(url)
-    if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return path
-
-
-async def open_kv(url: str) -> KV:
-    """``sqlite://<path>`` (parent directory created) or ``etcd://host:port[,host:port]``."""
-    if url.startswith("sqlite://"):
-        from ..backends.sqlite import SqliteKV
-
-        return await SqliteKV.open(_sqlite_path(url))
-    if url.startswith(("etcd://", "http://")):
-        from ..backends.etcd import EtcdKV
-
-        return await EtcdKV.from_url(url)
-    raise ValueError(f"unknown backend URL {url!r}: expected sqlite://PATH or etcd://HOST:PORT")
 
 
 class ServerState:

@@ -22,9 +22,10 @@ import asyncio
 import sys
 import threading
 import tracemalloc
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from ..tenancy.factory import KV
 
 __all__ = ["REQUESTS", "REQUEST_LATENCY", "WATCHES_OPEN", "bind_loop"]
 
@@ -81,21 +82,18 @@ BACKEND_WATCHES = Gauge(
     "tenantstore_backend_watches",
     "Watches this server holds open on its backend (etcd watches or SQLite log watches)",
 )
-_backend: Any = None
+_backend: KV | None = None
 
 
 def _backend_watches() -> float:
     kv = _backend
-    if kv is None:
-        return 0
-    count = getattr(kv, "watch_count", 0)
-    return float(count() if callable(count) else count)
+    return 0.0 if kv is None else float(kv.watch_count)
 
 
 BACKEND_WATCHES.set_function(_backend_watches)
 
 
-def bind_backend(kv: Any) -> None:
+def bind_backend(kv: KV | None) -> None:
     """Report the open watches of `kv` (the server's KV) from now on; None to unbind."""
     global _backend
     _backend = kv

@@ -10,7 +10,9 @@ for the root scope); the layers, outermost first:
   ``framing.FramingTransformer`` and ``framing.TenantCodec`` carry the storage key to the
   ``tenant_map.TenantMap``;
 * ``tracker``: the ``DeletionTracker`` keeping the map bounded by the cache;
-* ``factory``: assembly, and the per-project architecture for comparison.
+* ``shared``: ``SharedStorageFactory``, the assembly of all of the above per resource;
+* ``per_project`` and ``scope_router``: the per-project architecture, for comparison;
+* ``factory``: the wiring the server uses (``open_kv``, ``make_factory``).
 """
 
 from .context import (
@@ -32,6 +34,7 @@ from .factory import (
 from .framing import FramingTransformer, TenantCodec
 from .keyfunc import UNMAPPED_PREFIX, KeyDivergedError, tenant_key_func
 from .rewriter import KeyRewriter
+from .scope_router import ScopeRouter
 from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
 from .tracker import DeletionTracker
 
@@ -47,6 +50,7 @@ __all__ = [
     "KeyRewriter",
     "PerProjectStorageFactory",
     "ScopeError",
+    "ScopeRouter",
     "SharedStorageFactory",
     "StorageFactory",
     "TenantCodec",

@@ -30,7 +30,7 @@ import posixpath
 import re
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..keys import scoped_key
 from ..storage import continue_token
@@ -219,6 +219,9 @@ class KeyRewriter:
     async def current_resource_version(self) -> int:
         return await self.inner.current_resource_version()
 
+    async def request_watch_progress(self) -> bool:
+        return await self.inner.request_watch_progress()
+
     async def ready(self) -> bool:
         return await self.inner.ready()
 
@@ -272,3 +275,10 @@ class ScrubbingWatch:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+
+if TYPE_CHECKING:
+    # mypy proves the protocol is implemented (Go's `var _ storage.Interface = ...`).
+    from ..storage.interface import Storage
+
+    _: Storage = KeyRewriter.__new__(KeyRewriter)

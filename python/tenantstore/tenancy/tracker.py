@@ -118,7 +118,7 @@ class DeletionTracker:
             await asyncio.sleep(max(self.reconcile_interval - self.grace, 0.0))
             self.tenant_map.begin_grace()
             await asyncio.sleep(self.grace)
-            if getattr(self.cacher, "_stopped", False):
+            if self.cacher.stopped:
                 return  # stopped with its cacher
             try:
                 removed = self.reconcile()

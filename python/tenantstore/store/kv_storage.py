@@ -15,11 +15,12 @@ import contextlib
 import inspect
 import logging
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import Counter
 
+from ..backends.kv import KV, CompactedError, KeyValue, KVEvent, KVEventType, KVWatch, prefix_end
 from ..codec import Codec, JSONCodec, resource_version_of
 from ..storage import continue_token
 from ..storage.errors import (
@@ -42,7 +43,6 @@ from ..storage.options import (
 )
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from ..transformers import IDENTITY, Transformer
-from .kv import KV, CompactedError, KeyValue, KVEvent, KVEventType, KVWatch, prefix_end
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +338,11 @@ class KVStorage:
     async def current_resource_version(self) -> int:
         return await self.kv.current_revision()
 
+    @property
+    def open_watches(self) -> int:
+        """KV watches this store holds open (one task each) that have not ended."""
+        return sum(1 for t in self._watch_tasks if not t.done())
+
     async def request_watch_progress(self) -> bool:
         """Bookmarks now on every watch that allows them (Kubernetes' RequestWatchProgress);
         the cacher's consistent reads rely on it. False when the backend cannot promise
@@ -501,3 +506,10 @@ def _too_large(requested: int, current: int) -> TooLargeResourceVersionError:
 def _deep_copy(obj: Object) -> Object:
     copied: Object = orjson.loads(orjson.dumps(obj))
     return copied
+
+
+if TYPE_CHECKING:
+    # mypy proves the protocol is implemented (Go's `var _ storage.Interface = ...`).
+    from ..storage.interface import Storage
+
+    _: Storage = KVStorage.__new__(KVStorage)
