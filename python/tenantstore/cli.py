@@ -78,6 +78,7 @@ def serve(args: argparse.Namespace) -> int:
         mode=args.mode,
         resources_file=args.resources,
         max_body_bytes=args.max_body_bytes,
+        read_timeout=args.request_read_timeout,
     )
     server = make_server(
         create_app(config, registry),
@@ -112,6 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p_serve.add_argument(
         "--max-body-bytes", type=int, default=3 * 1024 * 1024, help="request size limit"
+    )
+    p_serve.add_argument(
+        "--request-read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a request's headers, and then its body "
+        "(default: %(default)s)",
     )
     p_serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

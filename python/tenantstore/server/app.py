@@ -31,6 +31,7 @@ from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
 from ..tenancy.factory import KV, open_kv
 from . import discovery
+from .connection import DEFAULT_READ_TIMEOUT
 from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
 from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
 from .registry import ResourceRegistry
@@ -56,6 +57,8 @@ class ServerConfig:
     resources_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     watch_timeout: float = DEFAULT_WATCH_TIMEOUT
+    # Seconds a client has to send a request's headers, and then its body.
+    read_timeout: float = DEFAULT_READ_TIMEOUT
     # Passed to the factory (window_seconds, bookmark_interval, ...).
     factory_options: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +69,7 @@ class ServerState:
     def __init__(self, config: ServerConfig, registry: ResourceRegistry) -> None:
         self.config = config
         self.registry = registry
-        self.limits = ServerLimits(config.max_body_bytes, config.watch_timeout)
+        self.limits = ServerLimits(config.max_body_bytes, config.watch_timeout, config.read_timeout)
         self.kv: KV | None = None
         self.factory: StorageFactory | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -26,7 +26,7 @@ from ..storage.errors import (
     StorageError,
 )
 from ..storage.interface import Object, Storage
-from ..storage.options import ListOptions, Preconditions, ResourceVersionMatch
+from ..storage.options import ListOptions, Preconditions, ResourceVersionMatch, parse_decimal
 from ..storage.selectors import Predicate
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
@@ -64,11 +64,14 @@ _GENERATE_ATTEMPTS = 8
 class ServerLimits:
     """Request limits (a plain holder so handlers need not import the app config)."""
 
-    __slots__ = ("max_body_bytes", "watch_timeout")
+    __slots__ = ("max_body_bytes", "read_timeout", "watch_timeout")
 
-    def __init__(self, max_body_bytes: int, watch_timeout: float) -> None:
+    def __init__(
+        self, max_body_bytes: int, watch_timeout: float, read_timeout: float = 30.0
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.watch_timeout = watch_timeout
+        self.read_timeout = read_timeout
 
 
 # -- query parameters ------------------------------------------------------------------
@@ -87,15 +90,16 @@ def parse_int(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
+    parsed = parse_decimal(value, 10**18 - 1)
+    if parsed is None:
         raise BadRequestError(f'invalid value for "{name}": "{value}" (want an integer >= 0)')
-    return int(value)
+    return parsed
 
 
 def list_options(request: Request, *, watch: bool) -> ListOptions:
     q = request.query_params
     rv = q.get("resourceVersion", "")
-    if rv and (not rv.isdigit() or len(rv) > 19):
+    if rv and parse_decimal(rv) is None:
         raise BadRequestError(f'invalid resourceVersion "{rv}"')
     match_text = q.get("resourceVersionMatch", "")
     try:
@@ -168,7 +172,7 @@ class ObjectHandlers:
     # -- reads -------------------------------------------------------------------------
     async def get(self, request: Request) -> Response:
         rv = request.query_params.get("resourceVersion", "")
-        if rv and (not rv.isdigit() or len(rv) > 19):
+        if rv and parse_decimal(rv) is None:
             raise BadRequestError(f'invalid resourceVersion "{rv}"')
         try:
             obj = await self.storage.get(self._key(), resource_version=rv)
@@ -202,7 +206,7 @@ class ObjectHandlers:
             )
         self._check_namespace()
         require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes)
+        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         meta = dict(check_identity(self.res, body))
         generate = meta.get("generateName") if not meta.get("name") else None
         if generate is not None and not isinstance(generate, str):
@@ -287,7 +291,7 @@ class ObjectHandlers:
         _reject_dry_run(request)
         self._check_namespace()
         require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes)
+        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         meta = check_identity(self.res, body)
         self._check_url_identity(meta)
         rv = meta.get("resourceVersion") or None
@@ -317,7 +321,7 @@ class ObjectHandlers:
                 f'the body of the request was in an unknown format "{media}" - accepted media '
                 f"types include: {JSON_PATCH}, {MERGE}, {STRATEGIC}"
             )
-        patch = await read_json_body(request, self.limits.max_body_bytes)
+        patch = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
 
         def update(current: Object) -> Object:
             patched = apply_patch(media, current, patch)
@@ -341,7 +345,7 @@ class ObjectHandlers:
         return json_response(typed(updated, self.res))
 
     async def _delete_options(self, request: Request) -> Preconditions | None:
-        raw = await read_body(request, self.limits.max_body_bytes)
+        raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         if not raw.strip():
             return None
         opts = decode_json(raw, "DeleteOptions")

@@ -54,7 +54,7 @@ def _pointer(path: Any) -> list[str]:
 def _index(container: list[Any], token: str, *, for_add: bool) -> int:
     if for_add and token == "-":
         return len(container)
-    if not token.isdigit() or (token != "0" and token.startswith("0")):
+    if not (token.isascii() and token.isdigit()) or (token != "0" and token.startswith("0")):
         raise _PatchError(f"invalid array index {token!r}")
     idx = int(token)
     limit = len(container) if for_add else len(container) - 1

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import ServerState
+from .connection import with_header_deadline
 
 __all__ = ["TenantstoreServer", "make_server"]
 
@@ -74,6 +75,7 @@ def make_server(
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
+        http=with_header_deadline(state.config.read_timeout),
         timeout_graceful_shutdown=10,
         # Watch streams are long-lived; uvicorn's keep-alive timeout only affects idle ones.
         timeout_keep_alive=30,

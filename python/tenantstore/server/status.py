@@ -6,6 +6,7 @@ HTTP, as the body Kubernetes clients expect.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -16,13 +17,40 @@ from ..storage.errors import StorageError
 __all__ = [
     "MethodNotAllowedError",
     "RequestEntityTooLargeError",
+    "RequestTimeoutError",
     "UnsupportedMediaTypeError",
     "json_response",
+    "public_status",
     "status_response",
     "success_status",
 ]
 
 JSON = "application/json"
+
+log = logging.getLogger("tenantstore.server")
+
+# What a tenant is told of a server-side failure. The detail (an etcd address, a gRPC
+# status name, a storage key) is for the operator's log, never for the response body:
+# it would tell one tenant about the backend every tenant shares.
+_GENERIC = {
+    500: "an internal error occurred; the server logged the details",
+    503: "the storage backend is unavailable; retry later",
+}
+
+
+def public_status(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` as a tenant may see it: the message of a 500 or 503 replaced (and logged)."""
+    code = status.get("code")
+    generic = _GENERIC.get(code) if isinstance(code, int) else None
+    if generic is None or status.get("message") == generic:
+        return status
+    log.warning("answered %s %s: %s", code, status.get("reason"), status.get("message"))
+    public = {k: v for k, v in status.items() if k not in ("message", "details")}
+    public["message"] = generic
+    details = status.get("details")
+    if isinstance(details, dict) and "retryAfterSeconds" in details:
+        public["details"] = {"retryAfterSeconds": details["retryAfterSeconds"]}
+    return public
 
 
 class MethodNotAllowedError(StorageError):
@@ -33,6 +61,13 @@ class MethodNotAllowedError(StorageError):
 class RequestEntityTooLargeError(StorageError):
     code = 413
     reason = "RequestEntityTooLarge"
+
+
+class RequestTimeoutError(StorageError):
+    """The client did not send its request body in time (the connection is closed)."""
+
+    code = 408
+    reason = "Timeout"
 
 
 class UnsupportedMediaTypeError(StorageError):
@@ -49,7 +84,10 @@ def status_response(err: StorageError) -> Response:
     if err.retry_after_seconds is not None:
         headers["Retry-After"] = str(err.retry_after_seconds)
     return Response(
-        orjson.dumps(err.to_status()), status_code=err.code, media_type=JSON, headers=headers
+        orjson.dumps(public_status(err.to_status())),
+        status_code=err.code,
+        media_type=JSON,
+        headers=headers,
     )
 
 

@@ -9,6 +9,7 @@ namespace in the body must agree with the URL (422). `InvalidError`s carry
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
@@ -17,8 +18,9 @@ import orjson
 from starlette.requests import Request
 
 from ..storage.errors import BadRequestError, InvalidError
+from .connection import DEFAULT_READ_TIMEOUT
 from .registry import Resource
-from .status import RequestEntityTooLargeError, UnsupportedMediaTypeError
+from .status import RequestEntityTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -60,18 +62,35 @@ def require_json(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body; 413 past `max_bytes` (declared or streamed)."""
+async def read_body(
+    request: Request, max_bytes: int, timeout: float = DEFAULT_READ_TIMEOUT
+) -> bytes:
+    """The raw body; 413 past `max_bytes` (declared or streamed), 408 if the whole body
+    has not arrived within `timeout` seconds (a client that stalls mid-body would
+    otherwise hold its connection and request task for ever)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > max_bytes
+    ):
         raise RequestEntityTooLargeError(f"request body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestEntityTooLargeError(f"request body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RequestEntityTooLargeError(
+                        f"request body is larger than {max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout:g} seconds"
+        ) from None
     return b"".join(chunks)
 
 
@@ -87,9 +106,11 @@ def decode_json(raw: bytes, what: str = "request body") -> Any:
         raise BadRequestError(f"{what} is not valid JSON: {exc}") from None
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
+async def read_json_body(
+    request: Request, max_bytes: int, timeout: float = DEFAULT_READ_TIMEOUT
+) -> Any:
     """The decoded JSON body; 413 over `max_bytes`, 400 for empty, bad UTF-8 or JSON."""
-    raw = await read_body(request, max_bytes)
+    raw = await read_body(request, max_bytes, timeout)
     if not raw.strip():
         raise BadRequestError("request body is empty")
     return decode_json(raw)

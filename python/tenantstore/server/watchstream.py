@@ -28,6 +28,7 @@ from ..storage.watch import Watch
 from ..tenancy import project_scope
 from .metrics import WATCHES_OPEN
 from .registry import Resource
+from .status import public_status
 
 __all__ = ["DEFAULT_WATCH_TIMEOUT", "WatchResponse", "encode_event"]
 
@@ -46,7 +47,7 @@ def typed(obj: dict[str, Any], res: Resource) -> dict[str, Any]:
 
 
 def encode_event(ev: WatchEvent, res: Resource) -> bytes:
-    obj = ev.object if ev.type == EventType.ERROR else typed(ev.object, res)
+    obj = public_status(ev.object) if ev.type == EventType.ERROR else typed(ev.object, res)
     return orjson.dumps({"type": ev.type.value, "object": obj}) + b"\n"
 
 

@@ -58,7 +58,7 @@ def decode(token: str, prefix: str) -> tuple[str, int]:
         )
     rv = body.get("rv")
     start = body.get("start")
-    if not isinstance(rv, int) or isinstance(rv, bool) or rv <= 0:
+    if not isinstance(rv, int) or isinstance(rv, bool) or not 0 < rv < 2**63:
         raise BadRequestError("continue key is not valid: incorrect encoded start resourceVersion")
     if not isinstance(start, str) or not start:
         raise BadRequestError("continue key is not valid: encoded start key empty")

@@ -47,13 +47,32 @@ class ListOptions:
             raise BadRequestError("resourceVersionMatch=Exact requires a non-zero resourceVersion")
 
 
+# Revisions are int64 in etcd (and in the Kubernetes API): anything larger is client
+# nonsense that must be a 400 here, not an out-of-range error from the backend.
+MAX_RESOURCE_VERSION = 2**63 - 1
+
+
+def parse_decimal(text: str, maximum: int = MAX_RESOURCE_VERSION) -> int | None:
+    """`text` as a non-negative int if it is ASCII decimal digits up to `maximum`, else None.
+
+    `str.isdigit()` alone is not enough: it accepts superscripts (U+00B2) that `int()`
+    then refuses, and `str.isdecimal()` accepts other scripts' digits that Kubernetes
+    (Go's strconv) refuses. Both would turn a client's typo into a 500 or an alias.
+    """
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def parse_resource_version(rv: str) -> int:
     """'' -> 0; 'N' -> N; anything else is a 400."""
     if rv == "":
         return 0
-    if not rv.isdigit() or len(rv) > 19:
+    value = parse_decimal(rv)
+    if value is None:
         raise BadRequestError(f'invalid resource version "{rv}"')
-    return int(rv)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
