@@ -12,6 +12,28 @@ import orjson
 
 from .storage.errors import InternalError, InvalidError
 
+# The deepest nesting an object may have. orjson refuses to encode past 254 levels, and
+# a stored object is served wrapped: a LIST puts it two levels down (the list, its
+# items), a watch event one, a Table more. An object accepted near orjson's limit would
+# break every LIST that includes it, for every tenant of the resource; so the limit
+# leaves room for the wrapping, and a deeper object is refused when it is written.
+MAX_DEPTH = 200
+
+
+def nesting_exceeds(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """True if `obj` has containers nested more than `limit` levels deep (iterative, so a
+    hostile object cannot exhaust the Python stack while it is being measured)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return False
+
 
 class Codec(Protocol):
     def encode(self, obj: dict[str, Any]) -> bytes: ...
@@ -28,6 +50,8 @@ class JSONCodec:
             raise InvalidError("object has no metadata")
         if "resourceVersion" in meta:
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+        if nesting_exceeds(obj):
+            raise InvalidError(f"object is nested more than {MAX_DEPTH} levels deep")
         try:
             return orjson.dumps(obj)
         except TypeError as exc:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -30,9 +30,10 @@ from ..storage.errors import BadRequestError, NotFoundError, StorageError, to_st
 from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
 from ..tenancy.factory import KV, open_kv
-from . import discovery
+from . import discovery, health
 from .connection import DEFAULT_READ_TIMEOUT
 from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
+from .health import Check, HealthChecks
 from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
@@ -76,6 +77,11 @@ class ServerState:
         # Set when shutdown begins: every open watch stream ends.
         self.stopping = asyncio.Event()
         self.open_streams: set[Watch] = set()
+        self.health = {
+            Kind.LIVEZ: HealthChecks("livez", self.liveness_checks),
+            Kind.HEALTHZ: HealthChecks("healthz", self.health_checks),
+            Kind.READYZ: HealthChecks("readyz", self.readiness_checks),
+        }
 
     def begin_shutdown(self) -> None:
         """End open watch streams; callable from any thread."""
@@ -127,13 +133,53 @@ class ServerState:
             await self.kv.close()
             self.kv = None
 
+    # -- health -----------------------------------------------------------------------
+    def _backend_check(self) -> Check:
+        async def probe() -> str | None:
+            kv = self.kv
+            if kv is None:
+                return "not connected"
+            return await health.within(health.BACKEND_TIMEOUT, kv.ready, "backend unreachable")
+
+        return Check("backend", probe)
+
+    def _cache_checks(self) -> list[Check]:
+        checks: list[Check] = []
+        for res in self.registry:
+
+            async def probe(prefix: str = res.prefix) -> str | None:
+                factory = self.factory
+                if factory is None:
+                    return "not started"
+                return factory.cache_health(prefix)
+
+            checks.append(Check(f"cache-{res.label}", probe))
+        return checks
+
+    def _shutdown_check(self) -> Check:
+        async def probe() -> str | None:
+            return "shutting down" if self.stopping.is_set() else None
+
+        return Check("shutdown", probe)
+
+    def liveness_checks(self) -> list[Check]:
+        return [Check("ping", health.ping)]
+
+    def health_checks(self) -> list[Check]:
+        return [Check("ping", health.ping), self._backend_check()]
+
+    def readiness_checks(self) -> list[Check]:
+        return [
+            Check("ping", health.ping),
+            self._backend_check(),
+            *self._cache_checks(),
+            self._shutdown_check(),
+        ]
+
     async def ready(self) -> bool:
-        if self.factory is None or self.stopping.is_set():
-            return False
-        for prefix in self.registry.prefixes:
-            if not await self.factory.storage(prefix).ready():
-                return False
-        return True
+        """Every readiness check passes (what `/readyz` answers 200 to)."""
+        results = await asyncio.gather(*(c.probe() for c in self.readiness_checks()))
+        return all(r is None for r in results)
 
 
 def _verb(method: str, target: Target, watch: bool) -> str:
@@ -207,12 +253,8 @@ class Api:
             return json_response(discovery.api_group(registry, target.group))
         if kind == Kind.VERSION:
             return json_response(discovery.version_info())
-        if kind in (Kind.HEALTHZ, Kind.LIVEZ):
-            return PlainTextResponse("ok")
-        if kind == Kind.READYZ:
-            if await self.state.ready():
-                return PlainTextResponse("ok")
-            return PlainTextResponse("not ready", status_code=500)
+        if kind in (Kind.HEALTHZ, Kind.LIVEZ, Kind.READYZ):
+            return await self.state.health[kind].respond(request, target.name)
         if kind == Kind.METRICS and project is None:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
         if kind == Kind.ROOT:

@@ -113,7 +113,7 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
     if any(s == "" for s in segs):
         raise _not_found(path)
     if segs[0] in ("healthz", "readyz", "livez") and len(segs) == 2:
-        return Target(_SIMPLE[segs[0]])
+        return Target(_SIMPLE[segs[0]], name=segs[1])  # one named check
     if segs[0] == "openapi":
         return Target(Kind.OPENAPI)
     if segs[0] == "api":

@@ -84,8 +84,13 @@ class KVStorage:
         watch_capacity: int = DEFAULT_CAPACITY,
         owns_kv: bool = True,
         skip_corrupt: bool = False,
+        resource_prefix: str | None = None,
     ) -> None:
         self.kv = kv
+        # The keys this store may touch (None: any clean absolute key, for a store that
+        # serves several resources, such as tests'). A storage built for one resource
+        # must not reach another's keys through a key its caller got wrong.
+        self.resource_prefix = resource_prefix.rstrip("/") if resource_prefix else None
         self.codec: Codec = codec or JSONCodec()
         self.transformer: Transformer = transformer or IDENTITY
         self.watch_capacity = watch_capacity
@@ -97,6 +102,13 @@ class KVStorage:
         # strict behaviour: an error they can see.
         self.skip_corrupt = skip_corrupt
         self._watch_tasks: set[asyncio.Task[None]] = set()
+
+    def _check_key(self, key: str) -> str:
+        validate_key(key)
+        prefix = self.resource_prefix
+        if prefix is not None and key != prefix and not key.startswith(prefix + "/"):
+            raise InvalidError(f'invalid key "{key}": not under the resource prefix "{prefix}"')
+        return key
 
     # -- encoding -----------------------------------------------------------------
     def _encode(self, key: str, obj: Object) -> tuple[bytes, bytes]:
@@ -116,7 +128,7 @@ class KVStorage:
 
     # -- writes -------------------------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
-        validate_key(key)
+        self._check_key(key)
         self._check_object(obj)
         if obj["metadata"].get("resourceVersion"):
             raise InvalidError(
@@ -139,7 +151,7 @@ class KVStorage:
         preconditions: Preconditions | None = None,
         suggestion: Object | None = None,
     ) -> Object:
-        validate_key(key)
+        self._check_key(key)
         current: KeyValue | None
         obj: Object
         stale = False
@@ -193,7 +205,7 @@ class KVStorage:
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
     ) -> Object:
-        validate_key(key)
+        self._check_key(key)
         current, _ = await self.kv.get(key)
         while True:
             if current is None:
@@ -213,7 +225,7 @@ class KVStorage:
     async def get(
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
-        validate_key(key)
+        self._check_key(key)
         minimum = parse_resource_version(resource_version)
         kv, revision = await self.kv.get(key)
         if minimum > revision:
@@ -225,7 +237,7 @@ class KVStorage:
         return self._decode(kv)[0]
 
     async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
-        validate_key(key)
+        self._check_key(key)
         rv = parse_resource_version(opts.resource_version)
         match = opts.resource_version_match
         pred = opts.predicate
@@ -331,7 +343,7 @@ class KVStorage:
         )
 
     async def count(self, key: str) -> int:
-        validate_key(key)
+        self._check_key(key)
         prefix = continue_token.list_prefix(key)
         return await self.kv.count(prefix, prefix_end(prefix))
 
@@ -363,7 +375,7 @@ class KVStorage:
 
     # -- watch --------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
-        validate_key(key)
+        self._check_key(key)
         rv = parse_resource_version(opts.resource_version)
         if opts.recursive:
             prefix = continue_token.list_prefix(key)

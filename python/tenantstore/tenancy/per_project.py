@@ -59,7 +59,7 @@ class PerProjectStorageFactory:
                 router, prefix, resource_label=self.labels.get(prefix)
             )
 
-    def new_store(self) -> KVStorage:
+    def new_store(self, resource_prefix: str) -> KVStorage:
         return KVStorage(
             self.kv,
             codec=JSONCodec(),
@@ -67,6 +67,7 @@ class PerProjectStorageFactory:
             watch_capacity=self.options.watcher_capacity,
             owns_kv=False,
             skip_corrupt=True,
+            resource_prefix=resource_prefix,
         )
 
     @property

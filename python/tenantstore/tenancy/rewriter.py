@@ -11,13 +11,14 @@ count. Beyond the reference:
 
 * keys are validated first (absolute, clean, no NUL), so ``..`` cannot climb out of a scope
   and the cacher's out-of-scope keys (``"\\x00unmapped/..."``) cannot be named;
-* keys outside the prefix pass through, except a recursive list/watch/count of an *ancestor*
-  of the prefix (``/`` or ``/registry``), which would cover every scope: refused (400);
-* continue tokens are decoded against the scoped list prefix before listing; one that does not
-  decode, or resumes outside that prefix, is a 400 counted in
-  ``tenantstore_continue_token_rejections_total{resource}``. Tokens carry the resume key
-  *relative* to the list prefix (the Kubernetes format), so a token minted for another project
-  decodes inside the caller's own scope and can reveal nothing of the other project;
+* a key that is not the resource prefix or below it is refused on every operation (422),
+  as upstream's `RunTestKeySchema` expects: a storage built for one resource must never
+  reach another's keys, such as the root scope's Secrets from a ConfigMaps storage;
+* continue tokens are bound to the scope that minted them, as in the reference (milo's
+  `validateContinue`): the token a client sees carries its resume key relative to the
+  resource prefix, scope segment included (`/clusters/p1/ns/a`), and a token whose key is
+  outside the caller's scoped list prefix is a 400, "continue token does not belong to
+  the current scope", counted in `tenantstore_continue_token_rejections_total{resource}`;
 * errors never show scoped keys: a ``StorageError`` from below is re-raised as a copy whose
   message, key and details have every ``<prefix>/clusters/<project>`` / ``<prefix>/root``
   replaced by ``<prefix>`` (the caller's unscoped view), without the original chained; watch
@@ -29,6 +30,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Awaitable
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -100,13 +102,7 @@ class KeyRewriter:
             return self.prefix + "/"
         if self._under(key):
             return scoped_key(key, self.prefix, scope)
-        if recursive and (self.prefix + "/").startswith(continue_token.list_prefix(key)):
-            raise BadRequestError(
-                f'key "{key}" covers the whole resource "{self.prefix}": list the resource '
-                "prefix instead",
-                key=key,
-            )
-        return key
+        raise InvalidError(f'invalid key "{key}": not under the resource prefix "{self.prefix}"')
 
     # -- error scrubbing --------------------------------------------------------------------
     def scrub(self, text: str) -> str:
@@ -161,19 +157,34 @@ class KeyRewriter:
 
     async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
         scoped = self._rewrite(key, reading_all=True, recursive=opts.recursive)
-        if opts.continue_ and opts.recursive:
-            self._check_continue(opts.continue_, continue_token.list_prefix(scoped))
-        return await self._run(self.inner.get_list(scoped, opts))
+        if not opts.recursive:
+            return await self._run(self.inner.get_list(scoped, opts))
+        list_prefix = continue_token.list_prefix(scoped)
+        if opts.continue_:
+            opts = replace(opts, continue_=self._inbound_token(opts.continue_, list_prefix))
+        result = await self._run(self.inner.get_list(scoped, opts))
+        if result.continue_:
+            result = replace(result, continue_=self._outbound_token(result.continue_, list_prefix))
+        return result
 
-    def _check_continue(self, token: str, list_prefix: str) -> None:
+    def _outbound_token(self, token: str, list_prefix: str) -> str:
+        """The layer below's token, re-based on the resource prefix: its start key then
+        names the scope (`/clusters/p1/...`), which binds the token to it."""
+        start, rv = continue_token.decode(token, list_prefix)
+        return continue_token.encode(start, self.prefix + "/", rv)
+
+    def _inbound_token(self, token: str, list_prefix: str) -> str:
+        """A client's token for the layer below, if it resumes inside `list_prefix` (the
+        caller's scope); otherwise a 400, counted, as milo's `validateContinue` does."""
         try:
-            start, _rv = continue_token.decode(token, list_prefix)
+            start, rv = continue_token.decode(token, self.prefix + "/")
         except BadRequestError:
             self._m_rejections.inc()
             raise
         if not start.startswith(list_prefix):
             self._m_rejections.inc()
             raise BadRequestError("continue token does not belong to the current scope")
+        return continue_token.encode(start, list_prefix, rv)
 
     async def guaranteed_update(
         self,

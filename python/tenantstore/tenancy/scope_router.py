@@ -38,7 +38,7 @@ class ScopeRouter:
         scope: Scope = current_scope()
         if isinstance(scope, AllProjects):
             if self.all_store is None:
-                self.all_store = self.factory.new_store()
+                self.all_store = self.factory.new_store(self.prefix)
             return self.all_store
         built = self.cachers.get(scope)
         if built is not None:
@@ -51,7 +51,7 @@ class ScopeRouter:
 
     async def _build(self, project: str | None) -> Cacher:
         try:
-            store = self.factory.new_store()
+            store = self.factory.new_store(self.prefix)
             opts = self.factory.options
             cacher = Cacher(
                 store,

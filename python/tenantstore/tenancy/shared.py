@@ -77,6 +77,7 @@ class SharedStorageFactory:
                 watch_capacity=watcher_capacity,
                 owns_kv=False,
                 skip_corrupt=True,
+                resource_prefix=prefix,
             )
             cacher = Cacher(
                 store,
