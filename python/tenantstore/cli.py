@@ -163,11 +163,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "client processes against a server on loopback; stops by itself and reports "
         "throughput, latency percentiles and errors.",
     )
-    from .bench.load import add_arguments as add_load_arguments
+    from .bench.options import add_arguments as add_load_arguments
 
     add_load_arguments(p_load)
     args = parser.parse_args(argv)
     if args.command == "bench":
+        from .bench import EXTRA, missing_extra
+
+        missing = missing_extra()
+        if missing:
+            print(
+                f"tenantstore bench needs the '{EXTRA}' extra: "
+                f"pip install 'tenantstore[{EXTRA}]' (missing: {', '.join(missing)})",
+                file=sys.stderr,
+            )
+            return 2
         if args.bench == "load":
             from .bench.load import main as load_main
 
