@@ -1,6 +1,7 @@
 """The shared watch cache: reflector, index + event window, watchers and dispatch."""
 
-from .cacher import Cacher, KeyFunc, default_key_func
+from .cacher import Cacher
+from .reflector import KeyFunc, default_key_func
 from .watchers import CacheWatcher, ScanningWatcherTable, WatcherTable
 from .window import CacheEvent, EventWindow
 

@@ -1,70 +1,47 @@
 """The shared watch cache: one per resource, serving GET/LIST/WATCH from memory.
 
-A single reflector lists the whole resource prefix from the backend and then watches it
-(one backend watch per resource, however many projects), applying every event to the
-Rust `Index` and to a window of recent events, and offering it to the watchers whose
-key prefix contains the event's key. Writes go straight to the store and come back
-through the reflector, as in the Kubernetes cacher.
+`Cacher` is the facade, as upstream's `cacher.go`: it composes the roles that upstream
+splits the same way, so each can be read alone. The reflector (`reflector.py`, upstream's
+reflector and `watch_cache.go`) is the cache's only reader of the store: one list of the
+whole prefix, then one store watch per resource however many projects, applied to the
+Rust `Index`, the event window and the watchers. `freshness.py` tracks how far the cache
+has got and makes reads wait for the revision they need; `delegator.py` decides which
+reads the cache answers and which go to the store. Writes go straight to the store and
+come back through the reflector, as in the Kubernetes cacher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ..codec import resource_version_of
 from ..index import Index, IndexSnapshot
 from ..storage import continue_token
-from ..storage.errors import GoneError, StorageError, TooLargeResourceVersionError, not_found
+from ..storage.errors import GoneError, not_found
 from ..storage.events import EventType, WatchEvent, error_event
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
-from ..storage.options import (
-    ListOptions,
-    ObjectList,
-    Preconditions,
-    ResourceVersionMatch,
-    parse_resource_version,
-)
+from ..storage.options import ListOptions, ObjectList, Preconditions, parse_resource_version
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from . import metrics
-from .coalesce import NextRound
+from .delegator import Delegator
+from .freshness import Freshness
+from .reflector import KeyFunc, Reflector, default_key_func
 from .watchers import CacheWatcher, WatcherTable
 from .window import CacheEvent, EventWindow
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_SNAPSHOTS", "Cacher", "KeyFunc", "default_key_func"]
 
-KeyFunc = Callable[[Object], str]
-
-# How many objects the reflector asks the backend for per page when it lists.
-LIST_PAGE = 5000
 # Paginated lists keep the snapshot their first page was served from, so later pages
 # see the same state; this many are kept (least recently used first out).
 MAX_SNAPSHOTS = 16
-# Events the backend watch may buffer for the reflector before it is ended as too slow.
-REFLECTOR_CAPACITY = 1_000_000
-
-
-def default_key_func(resource_prefix: str) -> KeyFunc:
-    """`<prefix>/<namespace>/<name>`, or `<prefix>/<name>` for cluster-scoped objects."""
-    base = resource_prefix.rstrip("/")
-
-    def key_func(obj: Object) -> str:
-        meta = obj["metadata"]
-        ns = meta.get("namespace")
-        return f"{base}/{ns}/{meta['name']}" if ns else f"{base}/{meta['name']}"
-
-    return key_func
 
 
 class Cacher:
-    """`Storage` over a store `Storage` for one resource prefix, served from memory."""
+    """`Storage` over the store for one resource prefix, served from memory."""
 
     def __init__(
         self,
@@ -84,42 +61,51 @@ class Cacher:
         self.store = store
         self.prefix = resource_prefix.rstrip("/")
         self.key_func = key_func or default_key_func(self.prefix)
-        self.wait_timeout = wait_timeout
-        # How long a consistent read waits for the cache's own events when the backend
-        # cannot confirm freshness with a progress notification.
-        self.unproven_wait = unproven_wait
         self.watcher_capacity = watcher_capacity
         self.bookmark_interval = bookmark_interval
         self.index = Index()
         self.window = EventWindow(window_seconds, window_max_events)
-        self.resource_version = 0
         self.watchers = watcher_table(self._on_watcher_terminated)
         self._snapshots: OrderedDict[int, IndexSnapshot] = OrderedDict()
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
-        # Consistent reads share backend round trips (see coalesce.NextRound).
-        self._store_revision = NextRound(store.current_resource_version)
-        self._request_watch_progress = NextRound(store.request_watch_progress)
-        # Listeners called with every applied event (the tenancy deletion tracker).
-        self._listeners: list[Callable[[CacheEvent], None]] = []
         label = resource_label or self.prefix
-        self._m_objects = metrics.OBJECTS.labels(label)
-        self._m_received = metrics.EVENTS_RECEIVED.labels(label)
-        self._m_dispatched = metrics.EVENTS_DISPATCHED.labels(label)
+        self._freshness = Freshness(store, wait_timeout=wait_timeout, unproven_wait=unproven_wait)
+        self._reflector = Reflector(
+            store,
+            self.prefix,
+            self.key_func,
+            index=self.index,
+            window=self.window,
+            watchers=self.watchers,
+            freshness=self._freshness,
+            snapshots=self._snapshots,
+            stopped=lambda: self._stopped,
+            label=label,
+        )
+        self._delegator = Delegator(self._freshness, self.index, self._snapshots)
         self._m_watchers = metrics.WATCHERS.labels(label)
         self._m_terminated = metrics.WATCHERS_TERMINATED.labels(label)
-        self._m_key_errors = metrics.KEY_ERRORS.labels(label)
-        self._m_relists = metrics.RELISTS.labels(label)
         self._m_list_latency = metrics.LIST_LATENCY.labels(label)
+
+    @property
+    def resource_version(self) -> int:
+        """The revision the cache has applied everything up to (moved by the reflector)."""
+        return self._freshness.resource_version
+
+    @property
+    def wait_timeout(self) -> float:
+        return self._freshness.wait_timeout
+
+    @property
+    def unproven_wait(self) -> float:
+        return self._freshness.unproven_wait
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks.append(
-            loop.create_task(self._reflect(), name=f"cacher-reflector {self.prefix}")
+            loop.create_task(self._reflector.run(), name=f"cacher-reflector {self.prefix}")
         )
         if self.bookmark_interval > 0:
             self._tasks.append(
@@ -128,10 +114,10 @@ class Cacher:
 
     async def wait_ready(self) -> None:
         """Wait for the first list (callers bound it with asyncio.timeout)."""
-        await self._ready.wait()
+        await self._freshness.ready.wait()
 
     async def ready(self) -> bool:
-        return self._ready.is_set()
+        return self._freshness.ready.is_set()
 
     @property
     def stopped(self) -> bool:
@@ -147,12 +133,6 @@ class Cacher:
         """Forwarded to the store: the cache itself has no stream to ask for progress."""
         return await self.store.request_watch_progress()
 
-    def _end_all_watchers(self, err: GoneError) -> None:
-        for w in self.watchers.all():
-            self.watchers.remove(w)
-            w.queue.finish(error_event(err.to_status()))
-        self._m_watchers.set(len(self.watchers))
-
     async def stop(self) -> None:
         self._stopped = True
         for t in self._tasks:
@@ -165,178 +145,19 @@ class Cacher:
             self.watchers.remove(w)
             w.queue.finish()
         self._m_watchers.set(0)
-        for _, _, fut in self._waiters:
-            if not fut.done():
-                fut.cancel()
-        self._waiters.clear()
+        self._freshness.cancel_waiters()
 
     async def close(self) -> None:
         await self.stop()
 
     def add_listener(self, fn: Callable[[CacheEvent], None]) -> None:
-        self._listeners.append(fn)
-
-    # -- reflector ------------------------------------------------------------------
-    async def _reflect(self) -> None:
-        backoff = 0.05
-        need_list = True
-        while not self._stopped:
-            try:
-                if need_list:
-                    await self._list()
-                    need_list = False
-                backoff = 0.05
-                need_list = await self._watch_store()
-            except asyncio.CancelledError:
-                raise
-            except GoneError:
-                need_list = True
-            except Exception as exc:
-                log.warning("cacher %s: reflector error: %s", self.prefix, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    async def _list(self) -> None:
-        """List the whole prefix at one revision and make the cache equal to it.
-
-        A re-list means the cache missed events it cannot recover one by one (a 410 from
-        the backend). A difference computed from the fresh list would be a gap in every
-        watcher's history, so instead each watcher is ended with 410 and its client
-        re-lists, as upstream: no watcher ever sees a gap or a duplicate.
-        """
-        self._m_relists.inc()
-        items: list[Object] = []
-        opts = ListOptions(recursive=True, limit=LIST_PAGE)
-        while True:
-            page = await self.store.get_list(self.prefix, opts)
-            items.extend(page.items)
-            if not page.continue_:
-                break
-            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=page.continue_)
-        list_rv = page.resource_version
-        first = not self._ready.is_set()
-        fresh: dict[str, Object] = {}
-        for obj in items:
-            key = self._key(obj)
-            if key is not None:
-                fresh[key] = obj
-        now = time.monotonic()
-        if first:
-            for key, obj in fresh.items():
-                self.index.put(key, resource_version_of(obj), obj)
-            self.window.reset(list_rv)
-        else:
-            events: list[CacheEvent] = []
-            for key, _rv, old in self.index.range(""):
-                if key not in fresh:
-                    gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(list_rv)}}
-                    events.append(CacheEvent(EventType.DELETED, key, gone, old, list_rv, now))
-            for key, obj in fresh.items():
-                cur = self.index.get(key)
-                rv = resource_version_of(obj)
-                if cur is None:
-                    events.append(CacheEvent(EventType.ADDED, key, obj, None, rv, now))
-                elif cur[0] != rv:
-                    events.append(CacheEvent(EventType.MODIFIED, key, obj, cur[1], rv, now))
-            events.sort(key=lambda e: e.resource_version)
-            for ev in events:
-                # Listeners (the tenancy deletion tracker) see the difference; watchers
-                # do not: it collapses the history they missed.
-                self._apply(ev, dispatch=False, record=False)
-            # History between the break and the list is unknown: no replay across it,
-            # and every open watch ends with 410 so its client re-lists (as upstream).
-            self.window.reset(list_rv)
-            self._end_all_watchers(
-                GoneError(
-                    "the watch cache had to re-list from storage: "
-                    "list again and watch from the new resourceVersion"
-                )
-            )
-        self._snapshots.clear()
-        self._m_objects.set(len(self.index))
-        self._advance(list_rv)
-        self._ready.set()
-
-    async def _watch_store(self) -> bool:
-        """Follow the backend from the cache's revision; True when a re-list is needed."""
-        opts = ListOptions(
-            resource_version=str(self.resource_version),
-            recursive=True,
-            allow_watch_bookmarks=True,
-            progress_notify=True,
-        )
-        watch = await self.store.watch(self.prefix, opts)
-        if isinstance(watch, QueueWatch):
-            # The reflector keeps up with bursts by design (it never awaits per event);
-            # a small buffer would turn a burst into a needless re-list.
-            watch.set_capacity(REFLECTOR_CAPACITY)
-        async with watch:
-            async for ev in watch:
-                if ev.type is EventType.ERROR:
-                    code = ev.object.get("code")
-                    if code == 410:
-                        return True
-                    raise StorageError(str(ev.object.get("message", "watch error")))
-                rv = resource_version_of(ev.object)
-                if ev.type is EventType.BOOKMARK:
-                    self._advance(rv)
-                    continue
-                if rv <= self.resource_version:
-                    continue  # already applied (a re-watch overlapping the last event)
-                self._m_received.inc()
-                key = self._key(ev.object)
-                if key is not None:
-                    self._apply(CacheEvent(ev.type, key, ev.object, None, rv, time.monotonic()))
-                self._advance(rv)
-        return False
-
-    def _key(self, obj: Object) -> str | None:
-        try:
-            return self.key_func(obj)
-        except Exception as exc:
-            # Fail closed: an object whose key cannot be trusted is not cached at all.
-            self._m_key_errors.inc()
-            log.error("cacher %s: key function refused an object: %s", self.prefix, exc)
-            return None
-
-    def _apply(self, ev: CacheEvent, *, dispatch: bool = True, record: bool = True) -> None:
-        if ev.type is EventType.DELETED:
-            prev = self.index.delete(ev.key)
-        else:
-            prev = self.index.put(ev.key, ev.resource_version, ev.object)
-        if ev.prev is None and prev is not None:
-            ev = CacheEvent(
-                ev.type, ev.key, ev.object, prev[1], ev.resource_version, ev.recorded_at
-            )
-        if ev.type is EventType.ADDED and prev is not None:
-            ev = CacheEvent(
-                EventType.MODIFIED, ev.key, ev.object, ev.prev, ev.resource_version, ev.recorded_at
-            )
-        self._m_objects.set(len(self.index))
-        if record:
-            self.window.append(ev)
-        for fn in self._listeners:
-            fn(ev)
-        if dispatch and len(self.watchers):
-            n = self.watchers.dispatch(ev)
-            if n:
-                self._m_dispatched.inc(n)
-
-    def _advance(self, rv: int) -> None:
-        if rv <= self.resource_version:
-            return
-        self.resource_version = rv
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= rv:
-            _, _, fut = heapq.heappop(waiters)
-            if not fut.done():
-                fut.set_result(None)
+        self._reflector.listeners.append(fn)
 
     async def _bookmarks(self) -> None:
         while True:
             await asyncio.sleep(self.bookmark_interval)
             self.window.evict()
-            if self._ready.is_set():
+            if self._freshness.ready.is_set():
                 self.watchers.bookmark_all(self.resource_version)
                 self._m_watchers.set(len(self.watchers))
 
@@ -348,75 +169,11 @@ class Cacher:
         self._m_terminated.inc()
         self._m_watchers.set(len(self.watchers))
 
-    # -- freshness -----------------------------------------------------------------
-    async def _wait_for(self, rv: int, timeout: float | None = None) -> None:
-        """Wait until the cache has seen `rv`, or fail with TooLargeResourceVersion."""
-        if rv <= self.resource_version and self._ready.is_set():
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.wait_timeout if timeout is None else timeout)
-        try:
-            if not self._ready.is_set():
-                await asyncio.wait_for(self._ready.wait(), max(0.0, deadline - loop.time()))
-            if rv <= self.resource_version:
-                return
-            fut: asyncio.Future[None] = loop.create_future()
-            heapq.heappush(self._waiters, (rv, next(self._seq), fut))
-            await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise TooLargeResourceVersionError(
-                f"Too large resource version: {rv}, current: {self.resource_version}",
-                resource_version=rv,
-            ) from None
-
-    async def _consistent(self) -> bool:
-        """Bring the cache up to the backend's current revision for a consistent read.
-
-        The backend is asked for a progress notification, so a revision moved only by
-        writes elsewhere does not leave the read waiting. Where the backend cannot
-        promise one that never runs ahead of events (older etcd), the cache waits
-        briefly for its own events and otherwise answers False: the read then goes to
-        the backend, as Kubernetes does in that case.
-        """
-        rv = await self._store_revision()
-        if rv <= self.resource_version and self._ready.is_set():
-            return True
-        reliable = await self._request_watch_progress()
-        if reliable:
-            await self._wait_for(rv)
-            return True
-        try:
-            await self._wait_for(rv, self.unproven_wait)
-        except TooLargeResourceVersionError:
-            return False
-        return True
-
-    async def _wait_for_watch_start(self, rv: int) -> None:
-        """A watch from `rv` needs no replay past the cache's revision, only that `rv` is
-        real: the backend has reached it. The cache need not have: a client often
-        watches from the revision of a list the backend served (a consistent read the
-        cache could not prove fresh), and the events up to `rv` that the cache has yet
-        to see are skipped by the watcher when they arrive."""
-        if rv <= self.resource_version and self._ready.is_set():
-            return
-        try:
-            await self._wait_for(rv, self.unproven_wait)
-        except TooLargeResourceVersionError:
-            if rv > await self._store_revision():
-                await self._wait_for(rv)  # a revision from the future: 504 after the wait
-
-    async def _fresh_enough(self, resource_version: str) -> bool:
-        """Wait for the freshness `resource_version` asks; False = serve from the backend."""
-        if resource_version == "":
-            return await self._consistent()
-        await self._wait_for(parse_resource_version(resource_version))
-        return True
-
     # -- reads ----------------------------------------------------------------------
     async def get(
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
-        if not await self._fresh_enough(resource_version):
+        if await self._delegator.get(resource_version):
             return await self.store.get(
                 key, resource_version=resource_version, ignore_not_found=ignore_not_found
             )
@@ -436,16 +193,10 @@ class Cacher:
             self._m_list_latency.observe(time.perf_counter() - started)
 
     async def _get_list(self, key: str, opts: ListOptions) -> ObjectList:
-        rv = parse_resource_version(opts.resource_version)
+        if await self._delegator.get_list(key, opts):
+            return await self.store.get_list(key, opts)
         pred = opts.predicate
         if not opts.recursive:
-            if not await self._fresh_enough(opts.resource_version):
-                return await self.store.get_list(key, opts)
-            if (
-                opts.resource_version_match == ResourceVersionMatch.EXACT
-                and rv != self.resource_version
-            ):
-                return await self.store.get_list(key, opts)
             got = self.index.get_object(key)
             single = [got] if got is not None and pred.matches(got) else []
             return ObjectList(items=single, resource_version=self.resource_version)
@@ -456,32 +207,13 @@ class Cacher:
         include_start: str | None = None
         if opts.continue_:
             start, list_rv = continue_token.decode(opts.continue_, prefix)
-            snap = self._snapshots.get(list_rv)
-            if snap is None:
-                # Not (or no longer) held: the backend serves it at that revision, or 410s.
-                return await self.store.get_list(key, opts)
+            view = self._snapshots[list_rv]  # held: the delegator checked
             self._snapshots.move_to_end(list_rv)
-            view = snap
             if start.endswith("\x00"):
                 start_after = start[:-1]
             else:
                 include_start = start
         else:
-            if opts.resource_version_match == ResourceVersionMatch.EXACT:
-                await self._wait_for(rv)
-                if rv != self.resource_version:
-                    return await self.store.get_list(key, opts)
-            elif (
-                opts.resource_version_match == ResourceVersionMatch.UNSET
-                and rv > 0
-                and opts.limit > 0
-            ):
-                # Legacy semantics: a paginated list at N is a list at exactly N.
-                await self._wait_for(rv)
-                if rv != self.resource_version:
-                    return await self.store.get_list(key, opts)
-            elif not await self._fresh_enough(opts.resource_version):
-                return await self.store.get_list(key, opts)
             list_rv = self.resource_version
             view = self.index.snapshot() if opts.limit else self.index
 
@@ -512,11 +244,11 @@ class Cacher:
         )
 
     async def count(self, key: str) -> int:
-        # As upstream: counts are exact, so they come from the backend.
+        # As upstream: counts are exact, so they come from the store.
         return await self.store.count(key)
 
     async def current_resource_version(self) -> int:
-        return await self._store_revision()
+        return await self._freshness.store_revision()
 
     # -- writes go to the store -----------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
@@ -531,14 +263,12 @@ class Cacher:
         preconditions: Preconditions | None = None,
         suggestion: Object | None = None,
     ) -> Object:
-        if suggestion is None:
-            suggestion = self.index.get_object(key)
         return await self.store.guaranteed_update(
             key,
             update_fn,
             ignore_not_found=ignore_not_found,
             preconditions=preconditions,
-            suggestion=suggestion,
+            suggestion=self._delegator.update_suggestion(key, suggestion),
         )
 
     async def delete(
@@ -555,14 +285,14 @@ class Cacher:
         rv_text = opts.resource_version
         if rv_text == "":
             # "Most recent": the freshest state provable; the cache's own otherwise.
-            await self._consistent()
+            await self._freshness.consistent()
             rv = 0
         else:
             rv = parse_resource_version(rv_text)
             if rv > 0:
-                await self._wait_for_watch_start(rv)
-            elif not self._ready.is_set():
-                await self._wait_for(0)
+                await self._freshness.wait_for_watch_start(rv)
+            elif not self._freshness.ready.is_set():
+                await self._freshness.wait_for(0)
         exact = not opts.recursive
         prefix = key if exact else continue_token.list_prefix(key)
         if rv > 0 and rv < self.window.floor:

@@ -1,9 +1,9 @@
-"""Sharing one backend round trip among many concurrent callers, safely.
+"""Sharing one store round trip among many concurrent callers, safely.
 
-A consistent read needs the backend's revision as of some moment *after* the read
+A consistent read needs the store's revision as of some moment *after* the read
 began. Concurrent reads may share a round trip only if it starts after each of them
 arrived: a caller that arrives while a round is in flight joins the next one, which
-starts when the current one ends. Under load this turns one backend call per read into
+starts when the current one ends. Under load this turns one store call per read into
 at most two rounds in flight, whatever the number of readers.
 """
 

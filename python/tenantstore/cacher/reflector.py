@@ -1,0 +1,240 @@
+"""The reflector: the one reader of the store for a cacher.
+
+It lists the whole resource prefix from the store and then watches it (one store watch
+per resource, however many projects), applying every event to the Rust `Index` and to
+the event window and offering it to the watchers whose key prefix contains the event's
+key. Everything the cache knows comes through here, so this is also where an object
+whose key cannot be computed is kept out (fail closed) and where a 410 from the store
+turns into a re-list that ends every watcher with 410.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from ..codec import resource_version_of
+from ..index import Index, IndexSnapshot
+from ..storage.errors import GoneError, StorageError
+from ..storage.events import EventType, error_event
+from ..storage.interface import Object, Storage
+from ..storage.options import ListOptions
+from ..storage.watch import QueueWatch
+from . import metrics
+from .freshness import Freshness
+from .watchers import WatcherTable
+from .window import CacheEvent, EventWindow
+
+log = logging.getLogger(__name__)
+
+KeyFunc = Callable[[Object], str]
+
+# How many objects the reflector asks the store for per page when it lists.
+LIST_PAGE = 5000
+# Events the store watch may buffer for the reflector before it is ended as too slow.
+REFLECTOR_CAPACITY = 1_000_000
+
+
+def default_key_func(resource_prefix: str) -> KeyFunc:
+    """`<prefix>/<namespace>/<name>`, or `<prefix>/<name>` for cluster-scoped objects."""
+    base = resource_prefix.rstrip("/")
+
+    def key_func(obj: Object) -> str:
+        meta = obj["metadata"]
+        ns = meta.get("namespace")
+        return f"{base}/{ns}/{meta['name']}" if ns else f"{base}/{meta['name']}"
+
+    return key_func
+
+
+class Reflector:
+    """Keeps a cacher's index, window and watchers in step with the store."""
+
+    def __init__(
+        self,
+        store: Storage,
+        prefix: str,
+        key_func: KeyFunc,
+        *,
+        index: Index,
+        window: EventWindow,
+        watchers: WatcherTable,
+        freshness: Freshness,
+        snapshots: OrderedDict[int, IndexSnapshot],
+        stopped: Callable[[], bool],
+        label: str,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.key_func = key_func
+        self.index = index
+        self.window = window
+        self.watchers = watchers
+        self.freshness = freshness
+        # The cacher's paginated-list snapshots: a re-list makes them history the cache
+        # no longer stands behind, so it drops them.
+        self._snapshots = snapshots
+        self._stopped = stopped
+        # Called with every applied event (the tenancy deletion tracker).
+        self.listeners: list[Callable[[CacheEvent], None]] = []
+        self._m_objects = metrics.OBJECTS.labels(label)
+        self._m_received = metrics.EVENTS_RECEIVED.labels(label)
+        self._m_dispatched = metrics.EVENTS_DISPATCHED.labels(label)
+        self._m_watchers = metrics.WATCHERS.labels(label)
+        self._m_key_errors = metrics.KEY_ERRORS.labels(label)
+        self._m_relists = metrics.RELISTS.labels(label)
+
+    async def run(self) -> None:
+        backoff = 0.05
+        need_list = True
+        while not self._stopped():
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                backoff = 0.05
+                need_list = await self._watch_store()
+            except asyncio.CancelledError:
+                raise
+            except GoneError:
+                need_list = True
+            except Exception as exc:
+                log.warning("cacher %s: reflector error: %s", self.prefix, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _list(self) -> None:
+        """List the whole prefix at one revision and make the cache equal to it.
+
+        A re-list means the cache missed events it cannot recover one by one (a 410 from
+        the store). A difference computed from the fresh list would be a gap in every
+        watcher's history, so instead each watcher is ended with 410 and its client
+        re-lists, as upstream: no watcher ever sees a gap or a duplicate.
+        """
+        self._m_relists.inc()
+        items: list[Object] = []
+        opts = ListOptions(recursive=True, limit=LIST_PAGE)
+        while True:
+            page = await self.store.get_list(self.prefix, opts)
+            items.extend(page.items)
+            if not page.continue_:
+                break
+            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=page.continue_)
+        list_rv = page.resource_version
+        first = not self.freshness.ready.is_set()
+        fresh: dict[str, Object] = {}
+        for obj in items:
+            key = self._key(obj)
+            if key is not None:
+                fresh[key] = obj
+        now = time.monotonic()
+        if first:
+            for key, obj in fresh.items():
+                self.index.put(key, resource_version_of(obj), obj)
+            self.window.reset(list_rv)
+        else:
+            events: list[CacheEvent] = []
+            for key, _rv, old in self.index.range(""):
+                if key not in fresh:
+                    gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(list_rv)}}
+                    events.append(CacheEvent(EventType.DELETED, key, gone, old, list_rv, now))
+            for key, obj in fresh.items():
+                cur = self.index.get(key)
+                rv = resource_version_of(obj)
+                if cur is None:
+                    events.append(CacheEvent(EventType.ADDED, key, obj, None, rv, now))
+                elif cur[0] != rv:
+                    events.append(CacheEvent(EventType.MODIFIED, key, obj, cur[1], rv, now))
+            events.sort(key=lambda e: e.resource_version)
+            for ev in events:
+                # Listeners (the tenancy deletion tracker) see the difference; watchers
+                # do not: it collapses the history they missed.
+                self._apply(ev, dispatch=False, record=False)
+            # History between the break and the list is unknown: no replay across it,
+            # and every open watch ends with 410 so its client re-lists (as upstream).
+            self.window.reset(list_rv)
+            self._end_all_watchers(
+                GoneError(
+                    "the watch cache had to re-list from storage: "
+                    "list again and watch from the new resourceVersion"
+                )
+            )
+        self._snapshots.clear()
+        self._m_objects.set(len(self.index))
+        self.freshness.advance(list_rv)
+        self.freshness.ready.set()
+
+    async def _watch_store(self) -> bool:
+        """Follow the store from the cache's revision; True when a re-list is needed."""
+        freshness = self.freshness
+        opts = ListOptions(
+            resource_version=str(freshness.resource_version),
+            recursive=True,
+            allow_watch_bookmarks=True,
+            progress_notify=True,
+        )
+        watch = await self.store.watch(self.prefix, opts)
+        if isinstance(watch, QueueWatch):
+            # The reflector keeps up with bursts by design (it never awaits per event);
+            # a small buffer would turn a burst into a needless re-list.
+            watch.set_capacity(REFLECTOR_CAPACITY)
+        async with watch:
+            async for ev in watch:
+                if ev.type is EventType.ERROR:
+                    code = ev.object.get("code")
+                    if code == 410:
+                        return True
+                    raise StorageError(str(ev.object.get("message", "watch error")))
+                rv = resource_version_of(ev.object)
+                if ev.type is EventType.BOOKMARK:
+                    freshness.advance(rv)
+                    continue
+                if rv <= freshness.resource_version:
+                    continue  # already applied (a re-watch overlapping the last event)
+                self._m_received.inc()
+                key = self._key(ev.object)
+                if key is not None:
+                    self._apply(CacheEvent(ev.type, key, ev.object, None, rv, time.monotonic()))
+                freshness.advance(rv)
+        return False
+
+    def _key(self, obj: Object) -> str | None:
+        try:
+            return self.key_func(obj)
+        except Exception as exc:
+            # Fail closed: an object whose key cannot be trusted is not cached at all.
+            self._m_key_errors.inc()
+            log.error("cacher %s: key function refused an object: %s", self.prefix, exc)
+            return None
+
+    def _apply(self, ev: CacheEvent, *, dispatch: bool = True, record: bool = True) -> None:
+        if ev.type is EventType.DELETED:
+            prev = self.index.delete(ev.key)
+        else:
+            prev = self.index.put(ev.key, ev.resource_version, ev.object)
+        if ev.prev is None and prev is not None:
+            ev = CacheEvent(
+                ev.type, ev.key, ev.object, prev[1], ev.resource_version, ev.recorded_at
+            )
+        if ev.type is EventType.ADDED and prev is not None:
+            ev = CacheEvent(
+                EventType.MODIFIED, ev.key, ev.object, ev.prev, ev.resource_version, ev.recorded_at
+            )
+        self._m_objects.set(len(self.index))
+        if record:
+            self.window.append(ev)
+        for fn in self.listeners:
+            fn(ev)
+        if dispatch and len(self.watchers):
+            n = self.watchers.dispatch(ev)
+            if n:
+                self._m_dispatched.inc(n)
+
+    def _end_all_watchers(self, err: GoneError) -> None:
+        for w in self.watchers.all():
+            self.watchers.remove(w)
+            w.queue.finish(error_event(err.to_status()))
+        self._m_watchers.set(len(self.watchers))
