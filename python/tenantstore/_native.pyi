@@ -1,12 +1,38 @@
-"""Type stubs for the Rust core, ``tenantstore._native``."""
+"""Type stubs for the Rust core, `tenantstore._native`.
+
+Kept in step with the runtime module by `python -m mypy.stubtest tenantstore._native`
+(run by `scripts/test`), so a binding change that the stub misses fails the checks.
+"""
 
 from collections.abc import Iterable
 from typing import Any, Final, final
+
+__all__ = [
+    "CLUSTERS_SEGMENT",
+    "FRAME_MAGIC",
+    "FRAME_VERSION",
+    "ROOT_SEGMENT",
+    "CorruptFrameError",
+    "Index",
+    "IndexSnapshot",
+    "InvalidProjectError",
+    "frame",
+    "project_of_key",
+    "projects_of_keys",
+    "scope_prefix",
+    "scoped_key",
+    "scoped_keys",
+    "unframe",
+    "validate_project_id",
+]
 
 # --- keys -----------------------------------------------------------------------------------
 
 class InvalidProjectError(ValueError):
     """A project id that is not a DNS-1123 label."""
+
+CLUSTERS_SEGMENT: Final[str]
+ROOT_SEGMENT: Final[str]
 
 def validate_project_id(project_id: str) -> None: ...
 def scope_prefix(resource_prefix: str, project: str | None) -> str: ...
@@ -30,7 +56,7 @@ def unframe(data: bytes) -> tuple[bytes, bytes] | None: ...
 
 @final
 class Index:
-    """Ordered ``key -> (resource_version, object)`` map with O(1) snapshots; thread-safe."""
+    """Ordered `key -> (resource_version, object)` map with O(1) snapshots; thread-safe."""
 
     def __init__(self) -> None: ...
     def put(self, key: str, resource_version: int, obj: Any) -> tuple[int, Any] | None: ...
@@ -39,7 +65,7 @@ class Index:
     def resource_version(self, key: str) -> int | None: ...
     def get_object(self, key: str) -> Any | None: ...
     def __len__(self) -> int: ...
-    def __contains__(self, key: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def range(
         self, prefix: str = "", start_after: str | None = None, limit: int | None = None
     ) -> list[tuple[str, int, Any]]: ...
@@ -50,13 +76,13 @@ class Index:
 
 @final
 class IndexSnapshot:
-    """Immutable point-in-time view of an :class:`Index`."""
+    """Immutable point-in-time view of an `Index`."""
 
     def get(self, key: str) -> tuple[int, Any] | None: ...
     def resource_version(self, key: str) -> int | None: ...
     def get_object(self, key: str) -> Any | None: ...
     def __len__(self) -> int: ...
-    def __contains__(self, key: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def range(
         self, prefix: str = "", start_after: str | None = None, limit: int | None = None
     ) -> list[tuple[str, int, Any]]: ...

@@ -5,15 +5,15 @@ key - another object, or another project's slice of the keyspace - is detected w
 of being served to the wrong tenant. The encoding runs in the Rust core; this module is the typed
 entry point.
 
-Layout::
+Layout:
 
     FRAME_MAGIC (b"\\x7ftsk") | FRAME_VERSION (0x01) | key length (u32 big-endian) | key | body
 
-Decoding rule: data whose first byte is not ``0x7f`` is not a frame and :func:`unframe` returns
-None (legacy or foreign values pass through to the caller's own handling). Data whose first byte
-*is* ``0x7f`` must be a complete, valid frame; anything else - a partial or different magic, a
-truncated header, an unknown version, a key length past the end - raises
-:class:`CorruptFrameError`. There is no silent fallback for damaged frames.
+Decoding rule: data whose first byte is not `0x7f` is not a frame and `unframe` returns None
+(legacy or foreign values pass through to the caller's own handling). Data whose first byte *is*
+`0x7f` must be a complete, valid frame; anything else - a partial or different magic, a
+truncated header, an unknown version, a key length past the end - raises `CorruptFrameError`.
+There is no silent fallback for damaged frames.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FRAME_VERSION: Final[int] = _native.FRAME_VERSION
 
 
 def frame(key: bytes, body: bytes) -> bytes:
-    """Wrap ``body`` with the storage ``key`` it is written under (one allocation).
+    """Wrap `body` with the storage `key` it is written under (one allocation).
 
     Raises ValueError for a key longer than 2**32 - 1 bytes.
     """
@@ -40,10 +40,9 @@ def frame(key: bytes, body: bytes) -> bytes:
 
 
 def unframe(data: bytes) -> tuple[bytes, bytes] | None:
-    """Split a frame into ``(key, body)``.
+    """Split a frame into `(key, body)`.
 
-    Returns None when ``data`` does not start with ``0x7f`` (not a frame). Raises
-    :class:`CorruptFrameError` for data that starts with ``0x7f`` but is not a complete, valid
-    frame.
+    Returns None when `data` does not start with `0x7f` (not a frame). Raises
+    `CorruptFrameError` for data that starts with `0x7f` but is not a complete, valid frame.
     """
     return _native.unframe(data)

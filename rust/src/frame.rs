@@ -150,17 +150,24 @@ pub mod py {
          frame: wrong magic, truncated header, unknown version or key length past the end."
     );
 
-    fn to_pyerr(err: FrameError) -> PyErr {
-        match err {
-            FrameError::KeyTooLong(_) => PyValueError::new_err(err.to_string()),
-            _ => CorruptFrameError::new_err(err.to_string()),
+    /// Lets `?` raise the exception Python callers catch: damaged stored data is a
+    /// `CorruptFrameError`, an unframeable key is a plain `ValueError` (a caller bug).
+    impl From<FrameError> for PyErr {
+        fn from(err: FrameError) -> PyErr {
+            match err {
+                FrameError::KeyTooLong(_) => PyValueError::new_err(err.to_string()),
+                FrameError::BadMagic { .. }
+                | FrameError::TruncatedHeader { .. }
+                | FrameError::UnknownVersion(_)
+                | FrameError::KeyPastEnd { .. } => CorruptFrameError::new_err(err.to_string()),
+            }
         }
     }
 
     /// MAGIC | VERSION | u32 BE key length | key | body, built in one allocation.
     #[pyfunction]
     pub fn frame<'py>(py: Python<'py>, key: &[u8], body: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let len = super::frame_len(key.len(), body.len()).map_err(to_pyerr)?;
+        let len = super::frame_len(key.len(), body.len())?;
         PyBytes::new_with(py, len, |out| {
             super::write_frame(out, key, body);
             Ok(())
@@ -170,7 +177,7 @@ pub mod py {
     /// (key, body) for a frame, None for data not starting with 0x7f, CorruptFrameError otherwise.
     #[pyfunction]
     pub fn unframe<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        match super::unframe(data).map_err(to_pyerr)? {
+        match super::unframe(data)? {
             None => Ok(None),
             Some((key, body)) => {
                 PyTuple::new(py, [PyBytes::new(py, key), PyBytes::new(py, body)]).map(Some)

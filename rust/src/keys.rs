@@ -445,6 +445,8 @@ pub mod py {
          characters, starting and ending with an alphanumeric)."
     );
 
+    /// Lets `?` raise the exception Python callers catch: a bad project id is an
+    /// `InvalidProjectError`, a key that is not scoped a plain `ValueError`.
     impl From<KeyError> for PyErr {
         fn from(err: KeyError) -> PyErr {
             match err {

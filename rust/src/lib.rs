@@ -5,7 +5,12 @@
 //! * [`index`]: the persistent ordered index behind the watch cache.
 //!
 //! Each module keeps its logic in plain Rust (covered by `cargo test`) and its Python bindings in
-//! a `py` submodule; this file only registers the exports.
+//! a `py` submodule; this file only registers the exports. Errors cross the boundary one way:
+//! each module's error enum has a `From<...Error> for PyErr` impl in its `py` submodule, so the
+//! bindings use `?` and the enum decides the Python exception class.
+//!
+//! Every `m.add*` call below also appends the name to the module's `__all__` (PyO3 does this),
+//! so `__all__` is exactly the registered exports; `_native.pyi` repeats it for stubtest.
 
 pub mod frame;
 pub mod index;
@@ -21,6 +26,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "InvalidProjectError",
         py.get_type::<keys::py::InvalidProjectError>(),
     )?;
+    // The segment names Python needs (e.g. to recognise scoped keys) come from here, so they
+    // cannot drift from the rewriting rules.
+    m.add("CLUSTERS_SEGMENT", keys::CLUSTERS_SEGMENT)?;
+    m.add("ROOT_SEGMENT", keys::ROOT_SEGMENT)?;
     m.add_function(wrap_pyfunction!(keys::py::validate_project_id, m)?)?;
     m.add_function(wrap_pyfunction!(keys::py::scope_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(keys::py::scoped_key, m)?)?;
