@@ -34,7 +34,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..keys import scoped_key
+from ..keys import CLUSTERS_SEGMENT, ROOT_SEGMENT, scoped_key
 from ..storage import continue_token
 from ..storage.errors import BadRequestError, InvalidError, StorageError
 from ..storage.events import EventType, WatchEvent
@@ -75,7 +75,9 @@ class KeyRewriter:
         self._m_rejections = metrics.CONTINUE_TOKEN_REJECTIONS.labels(self.resource_label)
         # <prefix>/clusters/<anything up to a delimiter> or <prefix>/root, as a whole segment.
         self._scope_re = re.compile(
-            re.escape(self.prefix) + r"/(?:clusters/[^/\s\"'\\]*|root)(?=[/\s\"'\\]|$)"
+            re.escape(self.prefix)
+            + rf"/(?:{re.escape(CLUSTERS_SEGMENT)}/[^/\s\"'\\]*|{re.escape(ROOT_SEGMENT)})"
+            + r"(?=[/\s\"'\\]|$)"
         )
 
     # -- key rewriting ----------------------------------------------------------------------
