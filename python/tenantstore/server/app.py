@@ -254,7 +254,7 @@ class Api:
         if kind == Kind.VERSION:
             return json_response(discovery.version_info())
         if kind in (Kind.HEALTHZ, Kind.LIVEZ, Kind.READYZ):
-            return await self.state.health[kind].respond(request, target.name)
+            return await self.state.health[kind].respond(request, target.name or None)
         if kind == Kind.METRICS and project is None:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
         if kind == Kind.ROOT:
