@@ -11,7 +11,9 @@ turns into a re-list that ends every watcher with 410.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,6 +38,12 @@ KeyFunc = Callable[[Object], str]
 LIST_PAGE = 5000
 # Events the store watch may buffer for the reflector before it is ended as too slow.
 REFLECTOR_CAPACITY = 1_000_000
+# Retry back-off after a failed list or watch: doubling from the start to the cap (each
+# sleep drawn from [half, all] of it), and cut short by `retry_now`.
+BACKOFF_START = 0.1
+BACKOFF_CAP = 2.0
+# While the watch stays broken, one summary line per this many seconds.
+SUMMARY_INTERVAL = 60.0
 
 
 def default_key_func(resource_prefix: str) -> KeyFunc:
@@ -87,24 +95,75 @@ class Reflector:
         self._m_key_errors = metrics.KEY_ERRORS.labels(label)
         self._m_relists = metrics.RELISTS.labels(label)
 
+        # What readiness reports: None while the cache follows the store, else why not.
+        self.trouble: str | None = "not synced yet"
+        self._broken_since: float | None = None
+        self._failures = 0
+        self._last_summary = 0.0
+        self._retry_now = asyncio.Event()
+
+    def retry_now(self) -> None:
+        """Cut a retry back-off short (the backend is known to answer again)."""
+        self._retry_now.set()
+
     async def run(self) -> None:
-        backoff = 0.05
+        backoff = BACKOFF_START
         need_list = True
         while not self._stopped():
             try:
                 if need_list:
+                    self.trouble = "listing" if self.trouble is None else self.trouble
                     await self._list()
                     need_list = False
-                backoff = 0.05
-                need_list = await self._watch_store()
+                backoff = BACKOFF_START
+                need_list = await self._watch_store(on_open=self._recovered)
+                if need_list:
+                    self.trouble = "re-listing"
             except asyncio.CancelledError:
                 raise
             except GoneError:
                 need_list = True
+                self.trouble = "re-listing"
             except Exception as exc:
-                log.warning("cacher %s: reflector error: %s", self.prefix, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._broken(exc)
+                # Exponential back-off with jitter, so that the caches of every resource
+                # (and every server) do not retry a recovering backend in lockstep.
+                self._retry_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff * random.uniform(0.5, 1.0)):
+                        await self._retry_now.wait()
+                backoff = min(backoff * 2, BACKOFF_CAP)
+
+    def _broken(self, exc: Exception) -> None:
+        """Record a failed attempt; log once when it starts, then a periodic summary."""
+        now = time.monotonic()
+        self._failures += 1
+        self.trouble = "watch broken, retrying"
+        if self._broken_since is None:
+            self._broken_since = self._last_summary = now
+            log.warning("cacher %s: watch broken, retrying: %s", self.prefix, exc)
+        elif now - self._last_summary >= SUMMARY_INTERVAL:
+            self._last_summary = now
+            log.warning(
+                "cacher %s: watch still broken after %.0fs and %d attempts: %s",
+                self.prefix,
+                now - self._broken_since,
+                self._failures,
+                exc,
+            )
+
+    def _recovered(self) -> None:
+        """The store watch is open again: the cache follows the store."""
+        if self._broken_since is not None:
+            log.warning(
+                "cacher %s: watch recovered after %.1fs and %d failed attempts",
+                self.prefix,
+                time.monotonic() - self._broken_since,
+                self._failures,
+            )
+        self._broken_since = None
+        self._failures = 0
+        self.trouble = None
 
     async def _list(self) -> None:
         """List the whole prefix at one revision and make the cache equal to it.
@@ -167,7 +226,7 @@ class Reflector:
         self.freshness.advance(list_rv)
         self.freshness.ready.set()
 
-    async def _watch_store(self) -> bool:
+    async def _watch_store(self, on_open: Callable[[], None]) -> bool:
         """Follow the store from the cache's revision; True when a re-list is needed."""
         freshness = self.freshness
         opts = ListOptions(
@@ -181,6 +240,7 @@ class Reflector:
             # The reflector keeps up with bursts by design (it never awaits per event);
             # a small buffer would turn a burst into a needless re-list.
             watch.set_capacity(REFLECTOR_CAPACITY)
+        on_open()
         async with watch:
             async for ev in watch:
                 if ev.type is EventType.ERROR:
