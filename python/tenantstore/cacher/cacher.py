@@ -119,6 +119,18 @@ class Cacher:
     async def ready(self) -> bool:
         return self._freshness.ready.is_set()
 
+    def health(self) -> str | None:
+        """None while the cache is synced and follows the store's watch; otherwise why
+        not ("not synced yet", "re-listing", "watch broken, retrying", "stopped").
+        `ready()` only says the first list is in; this is what readiness reports."""
+        if self._stopped:
+            return "stopped"
+        return self._reflector.trouble
+
+    def retry_now(self) -> None:
+        """Retry a broken watch now instead of at the end of its back-off."""
+        self._reflector.retry_now()
+
     @property
     def stopped(self) -> bool:
         """True once `stop()` began: listeners must not act on a cache being torn down."""

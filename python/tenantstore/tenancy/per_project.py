@@ -85,6 +85,17 @@ class PerProjectStorageFactory:
         built = self._routers[prefix.rstrip("/")].cachers.get(project)
         return built[1] if built is not None else None
 
+    def cache_health(self, prefix: str) -> str | None:
+        """The first reason any of `prefix`'s per-scope caches is not following the store
+        (None when all are, or none is built yet); broken ones are retried at once."""
+        reasons = []
+        for _store, cacher in self._routers[prefix.rstrip("/")].cachers.values():
+            reason = cacher.health()
+            if reason is not None:
+                cacher.retry_now()
+                reasons.append(reason)
+        return reasons[0] if reasons else None
+
     async def start(self) -> None:
         """Nothing to start: cachers are built on each scope's first call."""
 

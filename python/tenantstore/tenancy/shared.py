@@ -125,6 +125,15 @@ class SharedStorageFactory:
     def tracker(self, prefix: str) -> DeletionTracker:
         return self._resource(prefix).tracker
 
+    def cache_health(self, prefix: str) -> str | None:
+        """None while `prefix`'s cache follows the store, else why not; a broken watch
+        is retried at once (readiness asks when the backend may be back)."""
+        cacher = self._resource(prefix).cacher
+        reason = cacher.health()
+        if reason is not None:
+            cacher.retry_now()
+        return reason
+
     async def start(self) -> None:
         """Start every cacher and tracker; return when every cache is ready."""
         if self._started:

@@ -114,7 +114,7 @@ class SqliteKV:
             await self._db.ping()
         except StorageError:
             return False
-        return True
+        return await self._db.can_write()
 
     # -- writes --------------------------------------------------------------------
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:

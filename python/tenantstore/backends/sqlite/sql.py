@@ -57,6 +57,11 @@ __all__ = ["Row", "SqliteDB"]
 
 log = logging.getLogger(__name__)
 
+# How long a statement waits for another connection's lock; the readiness probe waits
+# much less, so that a locked database reports itself not ready within a probe.
+_BUSY_MS = 10_000
+_PROBE_BUSY_MS = 300
+
 T = TypeVar("T")
 # A `kv_log` row as the log tailer reads it: the columns of `_LOG_COLS`, in that order
 # (`log.py` builds events from them).
@@ -197,7 +202,7 @@ class SqliteDB:
             self.path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
         try:
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
             if writer:
                 if not self._memory:
                     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -371,6 +376,28 @@ class SqliteDB:
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def can_write(self) -> bool:
+        """Whether a write could start now: the write lock is taken and given back on
+        the writer's own thread. A read succeeds on a file that has become read-only
+        or that another process holds locked; readiness must see those as down."""
+        if self._wconn is None:
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._wexec, self._probe_write, self._wconn)
+
+    @staticmethod
+    def _probe_write(conn: sqlite3.Connection) -> bool:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_MS}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        except sqlite3.Error:
+            return False
+        return True
 
     # -- reads for the log tailer ----------------------------------------------------
     async def tail(self, pos: int, rows: bool, limit: int) -> tuple[list[Row], int, int]:
