@@ -18,6 +18,9 @@ from ..storage.interface import Storage
 from ..storage.options import parse_resource_version
 from .coalesce import NextRound
 
+# While a store's progress notifications cannot be trusted, ask again this often.
+RELIABILITY_RECHECK = 60.0
+
 
 class Freshness:
     """The cache's revision and readiness, and the reads waiting for them to move."""
@@ -36,6 +39,9 @@ class Freshness:
         # Consistent reads share store round trips (see coalesce.NextRound).
         self.store_revision = NextRound(store.current_resource_version)
         self._request_watch_progress = NextRound(store.request_watch_progress)
+        # Whether the store's progress notifications are trustworthy (None: not asked).
+        self._reliable: bool | None = None
+        self._reliable_until = 0.0
 
     def advance(self, rv: int) -> None:
         if rv <= self.resource_version:
@@ -75,26 +81,38 @@ class Freshness:
             ) from None
 
     async def consistent(self) -> bool:
-        """Bring the cache up to the store's current revision for a consistent read.
+        """Bring the cache up to the store's current revision for a consistent read;
+        False when it cannot be proven fresh, and the read goes to the store.
 
-        The store is asked for a progress notification, so a revision moved only by
-        writes elsewhere does not leave the read waiting. Where the store cannot
-        promise one that never runs ahead of events (older etcd), the cache waits
-        briefly for its own events and otherwise answers False: the read then goes to
-        the store, as Kubernetes does in that case.
+        Where the store can promise a progress notification that never runs ahead of an
+        event (SQLite, etcd >= 3.4.31 / 3.5.13), the cache learns the store's revision,
+        asks for the notification and waits for it: exact, and a revision moved only by
+        writes to other resources does not leave the read waiting. Where it cannot
+        (older etcd), nothing the cache sees can prove it fresh, so the read goes
+        straight to the store, one quorum round trip, as upstream does without trusted
+        progress notifications. Waiting a little for the cache's own events instead cost
+        every consistent read that wait whenever any other resource was being written.
         """
+        if not await self._progress_is_reliable():
+            return False
         rv = await self.store_revision()
         if rv <= self.resource_version and self.ready.is_set():
             return True
-        reliable = await self._request_watch_progress()
-        if reliable:
-            await self.wait_for(rv)
-            return True
-        try:
-            await self.wait_for(rv, self.unproven_wait)
-        except TooLargeResourceVersionError:
+        if not await self._request_watch_progress():
+            self._reliable = None  # the store changed its mind (an etcd downgrade): re-ask
             return False
+        await self.wait_for(rv)
         return True
+
+    async def _progress_is_reliable(self) -> bool:
+        """Whether the store's progress notifications can be trusted, re-asked at most
+        every `RELIABILITY_RECHECK` seconds while they cannot (an etcd upgrade)."""
+        loop = asyncio.get_running_loop()
+        if self._reliable is None or (not self._reliable and loop.time() >= self._reliable_until):
+            # Asking is itself a request for progress: harmless, and it answers.
+            self._reliable = bool(await self._request_watch_progress())
+            self._reliable_until = loop.time() + RELIABILITY_RECHECK
+        return self._reliable
 
     async def wait_for_watch_start(self, rv: int) -> None:
         """A watch from `rv` needs no replay past the cache's revision, only that `rv` is
