@@ -47,14 +47,14 @@ async def drain(w: Any, n: int, *, skip_bookmarks: bool = True) -> list[WatchEve
 
 
 @pytest.fixture
-async def backend(kv: Any) -> AsyncIterator[KVStorage]:
+async def kv_store(kv: Any) -> AsyncIterator[KVStorage]:
     store = KVStorage(kv, owns_kv=False)
     yield store
     await store.close()
 
 
-async def started(backend: Any, prefix: str, **kw: Any) -> Cacher:
-    cacher = Cacher(backend, prefix, **kw)
+async def started(kv_store: Any, prefix: str, **kw: Any) -> Cacher:
+    cacher = Cacher(kv_store, prefix, **kw)
     await cacher.start()
     await asyncio.wait_for(cacher.wait_ready(), 10)
     return cacher
@@ -65,12 +65,12 @@ def rv(obj: dict[str, Any]) -> int:
 
 
 async def test_watch_replays_from_inside_window_and_410s_outside(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, window_max_events=5)
+    cacher = await started(kv_store, prefix, window_max_events=5)
     try:
-        created = [await backend.create(f"{prefix}/ns/p{i}", pod(f"p{i}")) for i in range(10)]
+        created = [await kv_store.create(f"{prefix}/ns/p{i}", pod(f"p{i}")) for i in range(10)]
         await cacher.get(f"{prefix}/ns/p9")  # consistent read: cache has all ten events
         # Inside the window: the last three creates are replayed, in order.
         async with await cacher.watch(
@@ -91,13 +91,13 @@ async def test_watch_replays_from_inside_window_and_410s_outside(
 
 
 async def test_consistent_read_sees_write_made_directly_on_backend(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix)
+    cacher = await started(kv_store, prefix)
     try:
         for i in range(5):
-            made = await backend.create(f"{prefix}/ns/d{i}", pod(f"d{i}"))
+            made = await kv_store.create(f"{prefix}/ns/d{i}", pod(f"d{i}"))
             got = await cacher.get(f"{prefix}/ns/d{i}", resource_version="")
             assert (
                 got is not None
@@ -110,11 +110,11 @@ async def test_consistent_read_sees_write_made_directly_on_backend(
         await cacher.stop()
 
 
-async def test_too_large_resource_version(backend: KVStorage, key_prefix: str) -> None:
+async def test_too_large_resource_version(kv_store: KVStorage, key_prefix: str) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, wait_timeout=0.3)
+    cacher = await started(kv_store, prefix, wait_timeout=0.3)
     try:
-        made = await backend.create(f"{prefix}/ns/a", pod("a"))
+        made = await kv_store.create(f"{prefix}/ns/a", pod("a"))
         future = str(rv(made) + 1000)
         with pytest.raises(TooLargeResourceVersionError) as err:
             await cacher.get(f"{prefix}/ns/a", resource_version=future)
@@ -129,10 +129,10 @@ async def test_too_large_resource_version(backend: KVStorage, key_prefix: str) -
 
 
 async def test_slow_watcher_is_terminated_and_others_get_everything(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, watcher_capacity=8, bookmark_interval=0)
+    cacher = await started(kv_store, prefix, watcher_capacity=8, bookmark_interval=0)
     try:
         slow = await cacher.watch(prefix, ListOptions(resource_version="0", recursive=True))
         fast = await cacher.watch(prefix, ListOptions(resource_version="0", recursive=True))
@@ -150,7 +150,7 @@ async def test_slow_watcher_is_terminated_and_others_get_everything(
                 await asyncio.sleep(0.001)
 
         for i in range(n):
-            await backend.create(f"{prefix}/ns/s{i}", pod(f"s{i}"))
+            await kv_store.create(f"{prefix}/ns/s{i}", pod(f"s{i}"))
             # The fast watcher reads each event as it comes; the slow one never reads.
             await asyncio.wait_for(caught_up(i + 1), 20)
         await asyncio.wait_for(consumer, 20)
@@ -178,17 +178,17 @@ async def breakable(kv: Any) -> AsyncIterator[tuple[BreakableKV, KVStorage]]:
 async def test_reflector_rewatches_after_broken_stream_without_gap_or_duplicate(
     breakable: tuple[BreakableKV, KVStorage], key_prefix: str
 ) -> None:
-    bkv, backend = breakable
+    bkv, kv_store = breakable
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, bookmark_interval=0)
+    cacher = await started(kv_store, prefix, bookmark_interval=0)
     try:
         w = await cacher.watch(prefix, ListOptions(resource_version="0", recursive=True))
-        await backend.create(f"{prefix}/ns/a", pod("a"))
-        await backend.create(f"{prefix}/ns/b", pod("b"))
+        await kv_store.create(f"{prefix}/ns/a", pod("a"))
+        await kv_store.create(f"{prefix}/ns/b", pod("b"))
         first = await drain(w, 2)
         bkv.break_all(UnavailableError("backend went away"))
-        await backend.create(f"{prefix}/ns/c", pod("c"))
-        await backend.guaranteed_update(f"{prefix}/ns/a", lambda o: {**o, "spec": {"n": 1}})
+        await kv_store.create(f"{prefix}/ns/c", pod("c"))
+        await kv_store.guaranteed_update(f"{prefix}/ns/a", lambda o: {**o, "spec": {"n": 1}})
         rest = await drain(w, 2)
         seen = [(e.type, e.object["metadata"]["name"]) for e in first + rest]
         assert seen == [
@@ -209,35 +209,35 @@ async def test_reflector_relists_after_410_and_ends_watchers_with_410(
 ) -> None:
     """After a 410 the cache re-lists; history it missed cannot be replayed, so every
     watcher ends with 410 (no gap delivered) and a re-list shows the backend's state."""
-    bkv, backend = breakable
+    bkv, kv_store = breakable
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, bookmark_interval=0)
+    cacher = await started(kv_store, prefix, bookmark_interval=0)
     try:
-        await backend.create(f"{prefix}/ns/a", pod("a"))
-        await backend.create(f"{prefix}/ns/b", pod("b"))
+        await kv_store.create(f"{prefix}/ns/a", pod("a"))
+        await kv_store.create(f"{prefix}/ns/b", pod("b"))
         await cacher.get(f"{prefix}/ns/b")
         w = await cacher.watch(prefix, ListOptions(resource_version="0", recursive=True))
         assert len(await drain(w, 2)) == 2
         # The reflector stops seeing events, changes happen, then its stream 410s.
         bkv.pause()
-        await backend.guaranteed_update(f"{prefix}/ns/a", lambda o: {**o, "spec": {"n": 7}})
-        await backend.delete(f"{prefix}/ns/b")
-        last = await backend.create(f"{prefix}/ns/c", pod("c"))
+        await kv_store.guaranteed_update(f"{prefix}/ns/a", lambda o: {**o, "spec": {"n": 7}})
+        await kv_store.delete(f"{prefix}/ns/b")
+        last = await kv_store.create(f"{prefix}/ns/c", pod("c"))
         bkv.break_all(CompactedError(1, 2))
         rest = [ev async for ev in w]
         assert [e.type for e in rest] == [EventType.ERROR]
         assert rest[0].object["code"] == 410
-        # The cache equals a fresh list from the backend, and a new watch from the
+        # The cache equals a fresh list from the store, and a new watch from the
         # re-list's revision gets what follows.
         await cacher.get(f"{prefix}/ns/c", resource_version=str(rv(last)))
-        fresh = await backend.get_list(prefix, ListOptions(recursive=True))
+        fresh = await kv_store.get_list(prefix, ListOptions(recursive=True))
         cached = await cacher.get_list(prefix, ListOptions(recursive=True))
         assert cached.items == fresh.items
         assert [o["metadata"]["name"] for o in cached.items] == ["a", "c"]
         w2 = await cacher.watch(
             prefix, ListOptions(resource_version=str(cached.resource_version), recursive=True)
         )
-        await backend.create(f"{prefix}/ns/d", pod("d"))
+        await kv_store.create(f"{prefix}/ns/d", pod("d"))
         got = await drain(w2, 1)
         assert [(e.type, e.object["metadata"]["name"]) for e in got] == [(EventType.ADDED, "d")]
         w2.stop()
@@ -246,14 +246,14 @@ async def test_reflector_relists_after_410_and_ends_watchers_with_410(
 
 
 async def test_pagination_is_consistent_while_writes_continue(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix)
+    cacher = await started(kv_store, prefix)
     try:
         names = [f"p{i:03d}" for i in range(35)]
         for n in names:
-            await backend.create(f"{prefix}/ns/{n}", pod(n))
+            await kv_store.create(f"{prefix}/ns/{n}", pod(n))
         page = await cacher.get_list(prefix, ListOptions(recursive=True, limit=10))
         list_rv = page.resource_version
         seen = [o["metadata"]["name"] for o in page.items]
@@ -261,9 +261,9 @@ async def test_pagination_is_consistent_while_writes_continue(
         i = 0
         while page.continue_:
             # Churn between pages: none of it may show up in this list.
-            await backend.delete(f"{prefix}/ns/{names[-1 - i]}")
-            await backend.create(f"{prefix}/ns/zz{i}", pod(f"zz{i}"))
-            await backend.guaranteed_update(
+            await kv_store.delete(f"{prefix}/ns/{names[-1 - i]}")
+            await kv_store.create(f"{prefix}/ns/zz{i}", pod(f"zz{i}"))
+            await kv_store.guaranteed_update(
                 f"{prefix}/ns/{names[i]}", lambda o: {**o, "spec": {"n": 99}}
             )
             await cacher.get(f"{prefix}/ns/zz{i}")  # the cache has moved on
@@ -280,12 +280,12 @@ async def test_pagination_is_consistent_while_writes_continue(
 
 
 async def test_dispatch_offers_events_only_to_watchers_of_the_key_scope(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, bookmark_interval=0)
+    cacher = await started(kv_store, prefix, bookmark_interval=0)
     scanning = await started(
-        backend, prefix, bookmark_interval=0, watcher_table=ScanningWatcherTable
+        kv_store, prefix, bookmark_interval=0, watcher_table=ScanningWatcherTable
     )
     try:
         watches = []
@@ -302,7 +302,7 @@ async def test_dispatch_offers_events_only_to_watchers_of_the_key_scope(
             f"{prefix}/a/",
             f"{prefix}/a/x",
         ]
-        await backend.create(f"{prefix}/ab/y", pod("y", "ab"))
+        await kv_store.create(f"{prefix}/ab/y", pod("y", "ab"))
         ev = await next_event(watches[3])
         assert ev.object["metadata"]["namespace"] == "ab"
         for w in watches:
@@ -312,9 +312,9 @@ async def test_dispatch_offers_events_only_to_watchers_of_the_key_scope(
         await scanning.stop()
 
 
-async def test_predicate_watch_and_bookmarks(backend: KVStorage, key_prefix: str) -> None:
+async def test_predicate_watch_and_bookmarks(kv_store: KVStorage, key_prefix: str) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, bookmark_interval=0.2)
+    cacher = await started(kv_store, prefix, bookmark_interval=0.2)
     try:
         from tenantstore.storage import Predicate
 
@@ -322,12 +322,12 @@ async def test_predicate_watch_and_bookmarks(backend: KVStorage, key_prefix: str
             recursive=True, predicate=Predicate.parse("app=web"), allow_watch_bookmarks=True
         )
         w = await cacher.watch(prefix, opts)
-        await backend.create(f"{prefix}/ns/a", pod("a", app="db"))
-        await backend.guaranteed_update(
+        await kv_store.create(f"{prefix}/ns/a", pod("a", app="db"))
+        await kv_store.guaranteed_update(
             f"{prefix}/ns/a",
             lambda o: {**o, "metadata": {**o["metadata"], "labels": {"app": "web"}}},
         )
-        last = await backend.guaranteed_update(
+        last = await kv_store.guaranteed_update(
             f"{prefix}/ns/a",
             lambda o: {**o, "metadata": {**o["metadata"], "labels": {"app": "db"}}},
         )
@@ -343,51 +343,51 @@ async def test_predicate_watch_and_bookmarks(backend: KVStorage, key_prefix: str
         await cacher.stop()
 
 
-async def test_stop_ends_watchers(backend: KVStorage, key_prefix: str) -> None:
+async def test_stop_ends_watchers(kv_store: KVStorage, key_prefix: str) -> None:
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix)
+    cacher = await started(kv_store, prefix)
     w = await cacher.watch(prefix, ListOptions(recursive=True))
     await cacher.stop()
     assert [ev async for ev in w] == []
 
 
 async def test_consistent_read_after_writes_elsewhere_asks_for_progress(
-    backend: KVStorage, key_prefix: str
+    kv_store: KVStorage, key_prefix: str
 ) -> None:
     """Writes to another resource move the backend revision past the cache's; a
     consistent read then asks the backend for a progress notification instead of
     waiting for the periodic one (which comes only every second here, later than the
     0.8 s this cacher may wait)."""
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, wait_timeout=0.8)
+    cacher = await started(kv_store, prefix, wait_timeout=0.8)
     try:
         for i in range(3):
-            await backend.create(f"{key_prefix}/other/ns/o{i}", pod(f"o{i}"))
+            await kv_store.create(f"{key_prefix}/other/ns/o{i}", pod(f"o{i}"))
             listed = await cacher.get_list(prefix, ListOptions(recursive=True))
             assert listed.items == []
-            assert listed.resource_version >= await backend.current_resource_version()
+            assert listed.resource_version >= await kv_store.current_resource_version()
     finally:
         await cacher.stop()
 
 
 async def test_continue_after_snapshot_eviction_falls_back_to_backend_and_410s(
-    backend: KVStorage, key_prefix: str, kv: Any
+    kv_store: KVStorage, key_prefix: str, kv: Any
 ) -> None:
     from tenantstore.cacher.cacher import MAX_SNAPSHOTS
 
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix)
+    cacher = await started(kv_store, prefix)
     try:
         for i in range(4):
-            await backend.create(f"{prefix}/ns/p{i}", pod(f"p{i}"))
+            await kv_store.create(f"{prefix}/ns/p{i}", pod(f"p{i}"))
         first = await cacher.get_list(prefix, ListOptions(recursive=True, limit=2))
         assert first.continue_
         # Later paginated lists at newer revisions push the first one's snapshot out.
         for i in range(MAX_SNAPSHOTS):
-            await backend.create(f"{prefix}/ns/q{i}", pod(f"q{i}"))
+            await kv_store.create(f"{prefix}/ns/q{i}", pod(f"q{i}"))
             page = await cacher.get_list(prefix, ListOptions(recursive=True, limit=2))
             assert page.continue_ and page.resource_version > first.resource_version
-        # Served by the backend at the list's revision while it still has it...
+        # Served by the store at the list's revision while it still has it...
         second = await cacher.get_list(
             prefix, ListOptions(recursive=True, limit=2, continue_=first.continue_)
         )
@@ -409,15 +409,15 @@ async def test_undecodable_value_is_left_out_and_does_not_stall_the_cache(
 ) -> None:
     """A corrupt value under the prefix must not stop the reflector (one shared cache
     serves every tenant): the object disappears, everything else keeps flowing."""
-    backend = KVStorage(kv, owns_kv=False, skip_corrupt=True)
+    kv_store = KVStorage(kv, owns_kv=False, skip_corrupt=True)
     prefix = f"{key_prefix}/pods"
-    await backend.create(f"{prefix}/ns/bad-at-start", pod("bad-at-start"))
+    await kv_store.create(f"{prefix}/ns/bad-at-start", pod("bad-at-start"))
     await kv.update(
         f"{prefix}/ns/bad-at-start",
         b"\x7fgarbage",
         expected_mod_revision=(await kv.get(f"{prefix}/ns/bad-at-start"))[0].mod_revision,
     )
-    cacher = await started(backend, prefix)
+    cacher = await started(kv_store, prefix)
     try:
         # The cache's own view (rv "0"): a consistent get may read through to the store,
         # which reports the corrupt value to its caller instead of hiding it.
@@ -426,10 +426,10 @@ async def test_undecodable_value_is_left_out_and_does_not_stall_the_cache(
         )
         assert cached is None
         w = await cacher.watch(prefix, ListOptions(recursive=True))
-        made = await backend.create(f"{prefix}/ns/a", pod("a"))
+        made = await kv_store.create(f"{prefix}/ns/a", pod("a"))
         current, _ = await kv.get(f"{prefix}/ns/a")
         await kv.update(f"{prefix}/ns/a", b"{not json", expected_mod_revision=current.mod_revision)
-        await backend.create(f"{prefix}/ns/b", pod("b"))
+        await kv_store.create(f"{prefix}/ns/b", pod("b"))
         got = await drain(w, 3)
         assert [(e.type, e.object["metadata"]["name"]) for e in got] == [
             (EventType.ADDED, "a"),
@@ -442,7 +442,7 @@ async def test_undecodable_value_is_left_out_and_does_not_stall_the_cache(
         w.stop()
     finally:
         await cacher.stop()
-        await backend.close()
+        await kv_store.close()
 
 
 async def test_watch_from_a_revision_the_cache_has_not_reached(
@@ -450,15 +450,15 @@ async def test_watch_from_a_revision_the_cache_has_not_reached(
 ) -> None:
     """A client watches from the revision of a list the backend served; the cache lags.
     The watch starts at once and skips the events the client already has."""
-    bkv, backend = breakable
+    bkv, kv_store = breakable
     prefix = f"{key_prefix}/pods"
-    cacher = await started(backend, prefix, bookmark_interval=0, wait_timeout=0.5)
+    cacher = await started(kv_store, prefix, bookmark_interval=0, wait_timeout=0.5)
     try:
         while not bkv.watches:  # the reflector opens its watch just after the first list
             await asyncio.sleep(0.01)
         bkv.pause()
-        a = await backend.create(f"{prefix}/ns/a", pod("a"))
-        await backend.create(f"{prefix}/ns/b", pod("b"))
+        a = await kv_store.create(f"{prefix}/ns/a", pod("a"))
+        await kv_store.create(f"{prefix}/ns/b", pod("b"))
         assert cacher.resource_version < rv(a)
         w = await cacher.watch(prefix, ListOptions(resource_version=str(rv(a)), recursive=True))
         with pytest.raises(TooLargeResourceVersionError):

@@ -10,14 +10,14 @@ Adding a stack (the cacher, a tenancy decorator inside a project scope, ...):
     @register_stack("cacher")
     @contextlib.asynccontextmanager
     async def cacher_stack(kv, key_prefix):
-        backend = KVStorage(kv, owns_kv=False)
-        cacher = Cacher(backend, ...)
+        kv_store = KVStorage(kv, owns_kv=False)
+        cacher = Cacher(kv_store, ...)
         try:
-            yield Stack(name="cacher", store=cacher, backend=backend, kv=kv,
+            yield Stack(name="cacher", store=cacher, bottom=kv_store, kv=kv,
                         prefix=f"{key_prefix}/pods", cached=True)
         finally:
             await cacher.close()
-            await backend.close()
+            await kv_store.close()
 
 A builder that needs state around the test body (e.g. a context variable holding the
 project scope) sets it before `yield` and resets it after; async fixtures share the test's
@@ -59,7 +59,7 @@ class Stack:
     # The Storage under test.
     store: Storage
     # The bare KVStorage at the bottom of the stack, for writes "behind the cache's back".
-    backend: Storage
+    bottom: Storage
     # The raw KV (compaction, raw value checks).
     kv: KV
     # The resource key prefix tests use, e.g. "/registry-1a2b/pods".
@@ -70,9 +70,9 @@ class Stack:
     remaining_item_count: bool = True
     # The stack supports create(..., ttl=...).
     supports_ttl: bool = True
-    # Maps a key as the store under test sees it to the key in `backend` (a tenancy
-    # decorator rewrites keys; identity otherwise).
-    backend_key: Callable[[str], str] = field(default=lambda key: key)
+    # Maps a key as the store under test sees it to the key in `bottom` (and in `kv`: a
+    # tenancy decorator rewrites keys; identity otherwise).
+    bottom_key: Callable[[str], str] = field(default=lambda key: key)
     # Overrides the default compaction (the KV's current revision).
     compact_fn: Callable[[], Awaitable[int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -134,7 +134,7 @@ async def kv_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
 
     store = KVStorage(kv, owns_kv=False)
     try:
-        yield Stack(name="kv", store=store, backend=store, kv=kv, prefix=f"{key_prefix}/pods")
+        yield Stack(name="kv", store=store, bottom=store, kv=kv, prefix=f"{key_prefix}/pods")
     finally:
         await store.close()
 
@@ -146,16 +146,16 @@ async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     from tenantstore.cacher import Cacher
     from tenantstore.store import KVStorage
 
-    backend = KVStorage(kv, owns_kv=False, skip_corrupt=True)
+    kv_store = KVStorage(kv, owns_kv=False, skip_corrupt=True)
     prefix = f"{key_prefix}/pods"
-    cacher = Cacher(backend, prefix, bookmark_interval=0.5)
+    cacher = Cacher(kv_store, prefix, bookmark_interval=0.5)
     await cacher.start()
     await asyncio.wait_for(cacher.wait_ready(), 10)
     try:
-        yield Stack(name="cacher", store=cacher, backend=backend, kv=kv, prefix=prefix, cached=True)
+        yield Stack(name="cacher", store=cacher, bottom=kv_store, kv=kv, prefix=prefix, cached=True)
     finally:
         await cacher.stop()
-        await backend.close()
+        await kv_store.close()
 
 
 def _tenancy(name: str, scope: str | None) -> StackBuilder:
@@ -169,11 +169,11 @@ def _tenancy(name: str, scope: str | None) -> StackBuilder:
             yield Stack(
                 name=name,
                 store=s.store,
-                backend=s.backend,
+                bottom=s.bottom,
                 kv=kv,
                 prefix=s.prefix,
                 cached=True,
-                backend_key=s.scoped,
+                bottom_key=s.scoped,
             )
 
     return build

@@ -106,7 +106,7 @@ async def test_stored_object_has_no_resource_version(stack: Stack) -> None:
     got = await stack.store.get(key)
     assert rv(got) == rv(out)
     assert without_rv(got) == without_rv(out)
-    raw, _ = await stack.kv.get(stack.backend_key(key))
+    raw, _ = await stack.kv.get(stack.bottom_key(key))
     assert raw is not None
     assert raw.mod_revision == rv(out)
     assert b"resourceVersion" not in raw.value
@@ -198,7 +198,7 @@ async def test_consistent_get_sees_backend_write(stack: Stack) -> None:
     """A write that bypasses the stack (straight to the bottom KVStorage) is visible to a
     consistent read: the "" RV means quorum-fresh on every stack, cached or not."""
     key = stack.key("ns", "foo")
-    written = await stack.backend.create(stack.backend_key(key), pod("foo", spec={"v": 7}))
+    written = await stack.bottom.create(stack.bottom_key(key), pod("foo", spec={"v": 7}))
     got = await stack.store.get(key, resource_version="")
     assert got is not None and got["spec"] == {"v": 7} and rv(got) == rv(written)
 
@@ -275,7 +275,7 @@ async def test_list_resource_version_zero(stack: Stack) -> None:
 
 async def test_list_consistent_sees_backend_write(stack: Stack) -> None:
     await seed(stack, {"ns": ["a"]})
-    written = await stack.backend.create(stack.backend_key(stack.key("ns", "b")), pod("b"))
+    written = await stack.bottom.create(stack.bottom_key(stack.key("ns", "b")), pod("b"))
     out = await stack.store.get_list(
         stack.ns_key("ns"), ListOptions(resource_version="", recursive=True)
     )
@@ -397,7 +397,7 @@ async def test_list_remaining_item_count(stack: Stack) -> None:
 @pytest.mark.not_cached(
     "the cacher serves every page of a list from the index snapshot it keeps for the list's "
     "RV, so backend compaction does not break the list; once the snapshot is evicted the "
-    "backend serves the page and 410s (tests/cacher covers that path)"
+    "store serves the page and 410s (tests/cacher covers that path)"
 )
 async def test_list_continue_compacted_gone(stack: Stack) -> None:
     await seed(stack, {"ns": ["a", "b", "c"]})
@@ -606,7 +606,7 @@ async def test_update_noop_writes_nothing(stack: Stack) -> None:
     assert without_rv(out) == without_rv(created)
     got = await stack.store.get(key)
     assert got is not None and rv(got) == rv(created)
-    raw, _ = await stack.kv.get(stack.backend_key(key))
+    raw, _ = await stack.kv.get(stack.bottom_key(key))
     assert raw is not None and raw.mod_revision == rv(created)
 
 
@@ -855,7 +855,7 @@ async def test_update_retries_after_conflicting_write(stack: Stack) -> None:
     async def fn(cur: dict[str, Any]) -> dict[str, Any]:
         calls.append(copy.deepcopy(cur))
         if len(calls) == 1:
-            await stack.backend.guaranteed_update(stack.backend_key(key), set_spec(theirs=1))
+            await stack.bottom.guaranteed_update(stack.bottom_key(key), set_spec(theirs=1))
         return set_spec(mine=1)(cur)
 
     out = await stack.store.guaranteed_update(key, fn)
@@ -876,7 +876,7 @@ async def test_delete_retries_after_conflicting_write(stack: Stack) -> None:
     async def validate(cur: dict[str, Any]) -> None:
         seen.append(copy.deepcopy(cur))
         if len(seen) == 1:
-            await stack.backend.guaranteed_update(stack.backend_key(key), set_spec(v=2))
+            await stack.bottom.guaranteed_update(stack.bottom_key(key), set_spec(v=2))
 
     out = await stack.store.delete(key, validate=validate)
     assert len(seen) == 2 and seen[1]["spec"]["v"] == 2
@@ -895,8 +895,8 @@ async def test_delete_precondition_rechecked_after_conflicting_write(stack: Stac
         nonlocal calls
         calls += 1
         if calls == 1:
-            await stack.backend.delete(stack.backend_key(key))
-            await stack.backend.create(stack.backend_key(key), pod("foo", uid="uid-2"))
+            await stack.bottom.delete(stack.bottom_key(key))
+            await stack.bottom.create(stack.bottom_key(key), pod("foo", uid="uid-2"))
 
     with pytest.raises(ConflictError):
         await stack.store.delete(key, preconditions=Preconditions(uid="uid-1"), validate=validate)
@@ -930,7 +930,7 @@ async def test_list_paginated_at_old_resource_version(stack: Stack) -> None:
 async def test_list_corrupt_value_is_an_error(stack: Stack) -> None:
     """A stored value that cannot be decoded fails the list (500), never silently drops."""
     await seed(stack, {"ns": ["a"]})
-    res = await stack.kv.create(stack.backend_key(stack.key("ns", "broken")), b"\x00not json")
+    res = await stack.kv.create(stack.bottom_key(stack.key("ns", "broken")), b"\x00not json")
     assert res.succeeded
     with pytest.raises(StorageError) as exc:
         await stack.store.get_list(stack.ns_key("ns"), ListOptions(recursive=True))

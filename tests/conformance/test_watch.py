@@ -527,7 +527,7 @@ async def test_watch_corrupt_value_ends_with_error(stack: Stack) -> None:
     """An event whose value cannot be decoded ends the watch with an ERROR (500) event."""
     async with await watch_ns(stack, resource_version=await now(stack)) as w:
         await fence(stack.store, w, stack.key("ns", "ok"), pod("ok"))
-        res = await stack.kv.create(stack.backend_key(stack.key("ns", "broken")), b"\x00garbage")
+        res = await stack.kv.create(stack.bottom_key(stack.key("ns", "broken")), b"\x00garbage")
         assert res.succeeded
         ev = await next_event(w, bookmarks=True)
         assert ev.type == ERROR, ev

@@ -466,12 +466,12 @@ def watch_fn(store: Storage, prefix: str) -> Callable[[str], Awaitable[Watch]]:
     return open_watch
 
 
-async def backend_state(backend: KVStorage, resource: str, project: str) -> State:
-    """A consistent read of one scope straight from the backend (no cache)."""
+async def store_state(store: KVStorage, resource: str, project: str) -> State:
+    """A consistent read of one scope straight from the store (no cache)."""
     delay = 0.05
     for _ in range(100):
         try:
-            page = await list_pages(backend, scope_prefix(resource, project).rstrip("/"))
+            page = await list_pages(store, scope_prefix(resource, project).rstrip("/"))
             return state_of(page.items)
         except TRANSIENT:
             await asyncio.sleep(delay)

@@ -32,7 +32,6 @@ from tests.reliability.helpers import (
     State,
     WatchClient,
     Writer,
-    backend_state,
     cacher_state,
     cancel_all,
     eventually_equal,
@@ -42,6 +41,7 @@ from tests.reliability.helpers import (
     scoped_list_fn,
     soak_only,
     state_of,
+    store_state,
     watch_fn,
 )
 from tests.tenancy.stack import ScopedStorage
@@ -118,7 +118,7 @@ async def run_compaction_under_load(kv: KV, key_prefix: str, duration: float) ->
     stats: dict[str, int] = {}
     factory = SharedStorageFactory(kv, [prefix], bookmark_interval=0.2)
     await factory.start()
-    backend = KVStorage(kv, owns_kv=False)
+    kv_store = KVStorage(kv, owns_kv=False)
     cacher = factory.cacher(prefix)
     storage = factory.storage(prefix)
     tasks: list[asyncio.Task[Any]] = []
@@ -139,7 +139,7 @@ async def run_compaction_under_load(kv: KV, key_prefix: str, duration: float) ->
             sp = scope_prefix(prefix, p).rstrip("/")
             for name, store, wprefix, resume in (
                 ("cacher", stores[p], prefix, 0.7),
-                ("kvstorage", backend, sp, 0.5),
+                ("kvstorage", kv_store, sp, 0.5),
             ):
                 w = WatchClient(
                     f"{name} watch {p}",
@@ -170,7 +170,7 @@ async def run_compaction_under_load(kv: KV, key_prefix: str, duration: float) ->
             )
             load.append(
                 asyncio.create_task(
-                    _lister("kvstorage", p, backend, sp, stats, completed, errors, stop_load)
+                    _lister("kvstorage", p, kv_store, sp, stats, completed, errors, stop_load)
                 )
             )
         load.append(asyncio.create_task(_compactor(kv, stats, errors, stop_load)))
@@ -182,7 +182,7 @@ async def run_compaction_under_load(kv: KV, key_prefix: str, duration: float) ->
             await asyncio.gather(*load)
 
         # Convergence: every watcher's state, the cache and the backend agree.
-        finals = {p: await backend_state(backend, prefix, p) for p in PROJECTS}
+        finals = {p: await store_state(kv_store, prefix, p) for p in PROJECTS}
         for w, p in zip(watchers, [p for p in PROJECTS for _ in range(2)], strict=True):
             got, want = await eventually_equal(lambda w=w: w.state, lambda p=p: finals[p])
             if got != want:
@@ -220,7 +220,7 @@ async def run_compaction_under_load(kv: KV, key_prefix: str, duration: float) ->
     finally:
         await cancel_all(tasks)
         await factory.stop()
-        await backend.close()
+        await kv_store.close()
 
 
 async def test_compaction_under_load(compaction_kv: KV, key_prefix: str) -> None:

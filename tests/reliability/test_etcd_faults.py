@@ -4,7 +4,7 @@ A 3-member etcd cluster on loopback; tenantstore connects to all three endpoints
 (`EtcdKV.connect("h1:p1,h2:p2,h3:p3")`) and serves two resources for three projects from one
 `SharedStorageFactory`. While one writer per (resource, project) scope creates, updates and
 deletes as fast as the store answers, and watches are open in every scope (through the key
-rewriter and shared cacher, from RV "0"; and directly on the backend for some scopes):
+rewriter and shared cacher, from RV "0"; and directly on a bare `KVStorage` for some scopes):
 
 1. a non-leader member is killed (quorum holds), then restarted;
 2. the leader is killed (quorum holds: the first member is back), then restarted;
@@ -37,7 +37,6 @@ from tests.reliability.helpers import (
     ScopeLog,
     WatchClient,
     Writer,
-    backend_state,
     cacher_state,
     cancel_all,
     eventually_equal,
@@ -45,6 +44,7 @@ from tests.reliability.helpers import (
     rv_of,
     scoped_list_fn,
     soak_only,
+    store_state,
     watch_fn,
 )
 from tests.tenancy.stack import ScopedStorage
@@ -87,7 +87,7 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
     prefixes = {r: f"{key_prefix}/{r}" for r in RESOURCES}
     factory = SharedStorageFactory(kv, list(prefixes.values()), bookmark_interval=0.2)
     await factory.start()
-    backend = KVStorage(kv, owns_kv=False)
+    kv_store = KVStorage(kv, owns_kv=False)
     errors: list[str] = []
     fault_log: list[str] = []
     tasks: list[asyncio.Task[Any]] = []
@@ -124,8 +124,8 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
                 sp = scope_prefix(prefixes[r], p).rstrip("/")
                 d = WatchClient(
                     f"kvstorage watch {r} {p}",
-                    scoped_list_fn(backend, sp),
-                    watch_fn(backend, sp),
+                    scoped_list_fn(kv_store, sp),
+                    watch_fn(kv_store, sp),
                     errors,
                 )
                 await d.open_initial(logs[(r, p)].state_at(top))
@@ -144,7 +144,7 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
         async with asyncio.timeout(30):
             await asyncio.gather(*load)
 
-        finals = {s: await backend_state(backend, prefixes[s[0]], s[1]) for s in scopes}
+        finals = {s: await store_state(kv_store, prefixes[s[0]], s[1]) for s in scopes}
         for w, s in watchers:
             got, want = await eventually_equal(lambda w=w: w.state, lambda s=s: finals[s], 30)
             if got != want:
@@ -184,7 +184,7 @@ async def run_faults(cluster: EtcdCluster, key_prefix: str, phase: float, rounds
     finally:
         await cancel_all(tasks)
         await factory.stop()
-        await backend.close()
+        await kv_store.close()
         await kv.close()
 
 

@@ -33,7 +33,7 @@ from tenantstore.backends.sqlite import SqliteKV
 from tenantstore.keys import scope_prefix
 from tenantstore.store import KVStorage
 from tenantstore.tenancy import SharedStorageFactory, project_scope
-from tests.reliability.helpers import SOAK, backend_state, cacher_state, soak_only, value_of
+from tests.reliability.helpers import SOAK, cacher_state, soak_only, store_state, value_of
 
 PYTHON_SRC = str(Path(__file__).resolve().parents[2] / "python")
 PREFIX = "/registry/configmaps"
@@ -207,7 +207,7 @@ async def _verify(
             assert deleted == 0 and obj is not None and value_of(obj) == value, (line, obj)
 
     kv = await SqliteKV.open(str(path))
-    backend = KVStorage(kv, owns_kv=False)
+    kv_store = KVStorage(kv, owns_kv=False)
     factory = SharedStorageFactory(kv, [PREFIX])
     try:
         # Newest row of every key vs a get through the reopened KV.
@@ -233,7 +233,7 @@ async def _verify(
         storage = factory.storage(PREFIX)
         cacher = factory.cacher(PREFIX)
         for project in PROJECTS:
-            want = await backend_state(backend, PREFIX, project)
+            want = await store_state(kv_store, PREFIX, project)
             assert cacher_state(cacher, PREFIX, project) == want, project
             with project_scope(project):
                 for rel, (rv, value) in want.items():
@@ -242,7 +242,7 @@ async def _verify(
                     assert int(got_obj["metadata"]["resourceVersion"]) == rv
     finally:
         await factory.stop()
-        await backend.close()
+        await kv_store.close()
         await kv.close()
     return n_acks
 

@@ -1,20 +1,20 @@
 """The tenancy stack for the shared conformance suite (and the tenancy tests).
 
-``tenancy_stack(kv, key_prefix, scope)`` builds a factory over ``kv`` for the resource
-``<key_prefix>/pods`` and yields a :class:`TenancyStack` whose ``store`` runs every call inside
-``scope`` (a project id, or None for the root scope), so a test written against a plain
-``Storage`` exercises the whole path: key rewriter, shared cacher, tenant key function,
-framing transformer and tenant codec. Registering it in ``tests/conformance/conftest.py``::
+`tenancy_stack(kv, key_prefix, scope)` builds a factory over `kv` for the resource
+`<key_prefix>/pods` and yields a `TenancyStack` whose `store` runs every call inside
+`scope` (a project id, or None for the root scope), so a test written against a plain
+`Storage` exercises the whole path: key rewriter, shared cacher, tenant key function,
+framing transformer and tenant codec. Registering it in `tests/conformance/conftest.py`:
 
     @register_stack("tenancy-project")
     @contextlib.asynccontextmanager
     async def tenancy_project_stack(kv, key_prefix):
         async with tenancy_stack(kv, key_prefix, "p1") as s:
-            yield Stack(name="tenancy-project", store=s.store, backend=s.backend, kv=kv,
-                        prefix=s.prefix, cached=True, backend_key=s.scoped)
+            yield Stack(name="tenancy-project", store=s.store, bottom=s.bottom, kv=kv,
+                        prefix=s.prefix, cached=True, bottom_key=s.scoped)
 
-``backend`` is a bare ``KVStorage`` over the same KV for writes behind the cache's back: it
-sees *scoped* keys, so address it with ``stack.scoped(key)``.
+`bottom` is a bare `KVStorage` over the same KV for writes behind the cache's back: it
+sees *scoped* keys, so address it with `stack.scoped(key)`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from tenantstore.tenancy import StorageFactory, make_factory, project_scope
 
 
 class ScopedStorage:
-    """A ``Storage`` that enters ``scope`` around every call (the server's job per request).
+    """A `Storage` that enters `scope` around every call (the server's job per request).
 
-    A watch is created inside the scope; the returned ``Watch`` keeps working after the call
+    A watch is created inside the scope; the returned `Watch` keeps working after the call
     (dispatch does not depend on the caller's context).
     """
 
@@ -112,7 +112,7 @@ class ScopedStorage:
 class TenancyStack:
     name: str
     store: Storage
-    backend: KVStorage
+    bottom: KVStorage
     kv: KV
     # The unscoped resource prefix the store is addressed with, e.g. "/registry-1a2b/pods".
     prefix: str
@@ -124,11 +124,11 @@ class TenancyStack:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def scoped(self, key: str) -> str:
-        """The backend (storage) key of ``key`` as the store under test sees it."""
+        """The key in `bottom` (and in the KV) of `key` as the store under test sees it."""
         return scoped_key(key, self.prefix, self.scope)
 
     @property
-    def backend_key(self) -> Callable[[str], str]:
+    def bottom_key(self) -> Callable[[str], str]:
         return self.scoped
 
     def key(self, namespace: str, name: str) -> str:
@@ -151,13 +151,13 @@ async def tenancy_stack(
 ) -> AsyncIterator[TenancyStack]:
     prefix = f"{key_prefix}/pods"
     factory = make_factory(mode, kv, [prefix], **factory_options)
-    backend = KVStorage(kv, owns_kv=False)
+    kv_store = KVStorage(kv, owns_kv=False)
     await factory.start()
     try:
         yield TenancyStack(
             name=f"tenancy-{mode}-{'root' if scope is None else 'project'}",
             store=ScopedStorage(factory.storage(prefix), scope),
-            backend=backend,
+            bottom=kv_store,
             kv=kv,
             prefix=prefix,
             scope=scope,
@@ -165,4 +165,4 @@ async def tenancy_stack(
         )
     finally:
         await factory.stop()
-        await backend.close()
+        await kv_store.close()

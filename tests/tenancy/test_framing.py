@@ -197,7 +197,7 @@ async def test_frame_with_wrong_length_planted_in_kv(kv: KV, key_prefix: str) ->
     """A planted frame fails with an error on every path, never decoded for anyone."""
     prefix = f"{key_prefix}/configmaps"
     tenant_map = TenantMap(prefix)
-    backend = KVStorage(
+    kv_store = KVStorage(
         kv,
         codec=TenantCodec(JSONCodec(), tenant_map, prefix),
         transformer=FramingTransformer(IDENTITY),
@@ -212,12 +212,12 @@ async def test_frame_with_wrong_length_planted_in_kv(kv: KV, key_prefix: str) ->
     ):
         await kv.create(key, planted)
         with pytest.raises(StorageError) as err:
-            await backend.get(key)
+            await kv_store.get(key)
         assert err.value.code == 500
         with pytest.raises(StorageError):
-            await backend.get_list(prefix, ListOptions(recursive=True))
+            await kv_store.get_list(prefix, ListOptions(recursive=True))
         assert "planted" not in tenant_map
         cur, _ = await kv.get(key)
         assert cur is not None
         await kv.delete(key, expected_mod_revision=cur.mod_revision)
-    await backend.close()
+    await kv_store.close()
