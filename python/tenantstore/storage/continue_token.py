@@ -65,6 +65,7 @@ def decode(token: str, prefix: str) -> tuple[str, int]:
     if (
         "\x00" in start.rstrip("\x00")
         or not start.startswith("/")
+        or start.startswith("//")
         or posixpath.normpath(start.rstrip("\x00")) != start.rstrip("\x00")
     ):
         raise BadRequestError(f"continue key is not valid: {start!r}")
