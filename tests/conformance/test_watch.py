@@ -50,12 +50,18 @@ async def watch_ns(
     )
 
 
+async def outside(stack: Stack, key: str) -> None:
+    """A write to a key outside the stack's resource (a sibling resource), straight to the
+    KV: no storage built for one resource accepts another's keys."""
+    await stack.kv.create(key, b'{"metadata":{"name":"outside"}}')
+
+
 async def now(stack: Stack) -> int:
     """The current RV, never 0: a watch from "0" means "current state first", so on a
     fresh store one write (outside every watched prefix) makes the RV a real revision."""
     current = await stack.store.current_resource_version()
     if current == 0:
-        await stack.store.create(f"{stack.prefix}-init/ns/init", pod("init"))
+        await outside(stack, f"{stack.prefix}-init/ns/init")
         current = await stack.store.current_resource_version()
     return current
 
@@ -206,8 +212,8 @@ async def test_watch_prefix_excludes_other_prefixes(stack: Stack) -> None:
         await stack.store.create(stack.key("ns-x", "a"), pod("a", "ns-x"))
         await stack.store.create(stack.key("n", "a"), pod("a", "n"))
         # A sibling resource whose prefix merely extends ours as a string.
-        await stack.store.create(f"{stack.prefix}x/ns/a", pod("a"))
-        await stack.store.create(f"{stack.prefix}-other/ns/a", pod("a"))
+        await outside(stack, f"{stack.prefix}x/ns/a")
+        await outside(stack, f"{stack.prefix}-other/ns/a")
         await fence(stack.store, w, stack.key("ns", "mine"), pod("mine"))
 
 
@@ -218,7 +224,7 @@ async def test_watch_all_namespaces(stack: Stack) -> None:
     async with w:
         a = await stack.store.create(stack.key("ns1", "a"), pod("a", "ns1"))
         b = await stack.store.create(stack.key("ns2", "b"), pod("b", "ns2"))
-        await stack.store.create(f"{stack.prefix}x/ns1/c", pod("c", "ns1"))
+        await outside(stack, f"{stack.prefix}x/ns1/c")
         d = await stack.store.create(stack.key("ns3", "d"), pod("d", "ns3"))
         events = await collect(w, 3)
         assert [summary(e) for e in events] == [

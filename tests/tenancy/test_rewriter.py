@@ -119,25 +119,30 @@ async def test_watch_error_events_are_scrubbed() -> None:
     assert events[0].object["message"] == 'key "/r/cm/ns/x" not found'
 
 
-async def test_keys_outside_prefix_pass_through_but_ancestors_are_refused(
+async def test_keys_outside_the_resource_prefix_are_refused(
     factory: SharedStorageFactory, prefix: str
 ) -> None:
+    """A storage built for one resource never reaches another's keys (upstream's
+    `RunTestKeySchema`): ancestors, siblings and other resources are all a 422."""
     store = factory.storage(prefix)
     with project_scope("p1"):
         await store.create(f"{prefix}/ns/a", obj("a"))
     with project_scope("p2"):
-        for ancestor in ("/", prefix.rsplit("/", 1)[0]):
-            with pytest.raises(BadRequestError):
-                await store.get_list(ancestor, ListOptions(recursive=True))
-            with pytest.raises(BadRequestError):
-                await store.watch(ancestor, ListOptions(recursive=True))
-            with pytest.raises(BadRequestError):
-                await store.count(ancestor)
-        # A sibling resource is not covered: passes through (and holds nothing here).
-        got = await store.get_list(prefix + "x", ListOptions(recursive=True))
-        assert got.items == []
+        for outside in ("/", prefix.rsplit("/", 1)[0], prefix + "x", "/registry/secrets/root/ns/s"):
+            with pytest.raises(InvalidError):
+                await store.get_list(outside, ListOptions(recursive=True))
+            with pytest.raises(InvalidError):
+                await store.watch(outside, ListOptions(recursive=True))
+            with pytest.raises(InvalidError):
+                await store.count(outside)
+            with pytest.raises(InvalidError):
+                await store.get(outside)
+            with pytest.raises(InvalidError):
+                await store.delete(outside)
+            with pytest.raises(InvalidError):
+                await store.guaranteed_update(outside, lambda o: o)
         # The cache's out-of-scope keys cannot be named.
-        for key in ("\x00unmapped/u", f"{prefix}/\x00", "relative/key", ""):
+        for key in ("\x00unmapped/u", f"{prefix}/\x00", "relative/key", "", ".", ".."):
             with pytest.raises(InvalidError):
                 await store.get(key)
 
@@ -181,31 +186,33 @@ async def test_all_projects_is_read_only_and_whole_resource(
                 await call
 
 
-async def test_continue_token_from_another_project_reveals_nothing(
+async def test_continue_token_from_another_project_is_refused(
     factory: SharedStorageFactory, prefix: str
 ) -> None:
+    """Tokens are bound to the scope that minted them (milo's `validateContinue`): one
+    replayed in another project, or in the root scope, is a 400 and is counted."""
     store = factory.storage(prefix)
     with project_scope("p2"):
         for i in range(6):
             await store.create(f"{prefix}/ns/z{i}", obj(f"z{i}", secret="p2"))
         page = await store.get_list(prefix, ListOptions(recursive=True, limit=2))
         assert page.continue_
+        # Same-scope paging keeps working.
+        rest = await store.get_list(
+            prefix, ListOptions(recursive=True, limit=10, continue_=page.continue_)
+        )
+        assert [o["metadata"]["name"] for o in rest.items] == ["z2", "z3", "z4", "z5"]
     with project_scope("p1"):
         for i in range(4):
             await store.create(f"{prefix}/ns/a{i}", obj(f"a{i}", secret="p1"))
-    # The p2 token resumes inside p1's own scope (start is relative to the list prefix).
-    with project_scope("p1"):
-        got = await store.get_list(
-            prefix, ListOptions(recursive=True, limit=10, continue_=page.continue_)
-        )
-    assert all(o["data"]["secret"] == "p1" for o in got.items)
-    # Resuming after "ns/z1" in p1 (where no z* exist) yields nothing of p2.
-    assert [o["metadata"]["name"] for o in got.items] == []
-    with project_scope(None):
-        got = await store.get_list(
-            prefix, ListOptions(recursive=True, limit=10, continue_=page.continue_)
-        )
-    assert got.items == []
+    before = _rejections(prefix)
+    for scope in ("p1", None):
+        with project_scope(scope), pytest.raises(BadRequestError) as err:
+            await store.get_list(
+                prefix, ListOptions(recursive=True, limit=10, continue_=page.continue_)
+            )
+        assert err.value.message == "continue token does not belong to the current scope"
+    assert _rejections(prefix) == before + 2
 
 
 async def test_forged_continue_tokens_fail_with_400(
@@ -233,6 +240,12 @@ async def test_forged_continue_tokens_fail_with_400(
             _token(rv, "ns/a"),
             _token(rv, "/a\x00b"),
             _token(0, "/ns/a"),
+            # Another project's keys, in every spelling, and a token in the unscoped
+            # (relative to the list) form, which names no scope.
+            _token(rv, "/clusters/p2/ns/secret"),
+            _token(rv, "/clusters/p2"),
+            _token(rv, f"{prefix}/clusters/p2/ns/a"),
+            _token(rv, "/ns/a"),
             base64.urlsafe_b64encode(b'{"v":"meta.k8s.io/v1","rv":1}').decode(),
         ]
         for token in forged:
@@ -242,13 +255,12 @@ async def test_forged_continue_tokens_fail_with_400(
             # It may echo the client's own input, never a scoped storage key.
             assert f"{prefix}/clusters" not in err.value.message
         assert _rejections(prefix) == before + len(forged)
-        # A token naming another project's segment *relative* to the list prefix stays inside
-        # the caller's scope: it lists p1's keys after "/clusters/p2/..." (none here).
-        for start in ("/clusters/p2/ns/secret", "/clusters/p2", f"{prefix}/clusters/p2/ns/a"):
-            got = await store.get_list(
-                prefix, ListOptions(recursive=True, limit=5, continue_=_token(rv, start))
-            )
-            assert all(o["data"]["secret"] == "p1" for o in got.items)
+        # The caller's own token, re-encoded by hand, still resumes.
+        got = await store.get_list(
+            prefix,
+            ListOptions(recursive=True, limit=5, continue_=_token(rv, "/clusters/p1/ns/a\x00")),
+        )
+        assert [o["metadata"]["name"] for o in got.items] == ["b"]
 
 
 async def test_names_containing_clusters_stay_in_scope(

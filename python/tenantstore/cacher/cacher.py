@@ -24,6 +24,7 @@ from ..storage import continue_token
 from ..storage.errors import GoneError, not_found
 from ..storage.events import EventType, WatchEvent, error_event
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
+from ..storage.key_schema import check_key
 from ..storage.options import ListOptions, ObjectList, Preconditions, parse_resource_version
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from . import metrics
@@ -182,13 +183,52 @@ class Cacher:
         self._m_watchers.set(len(self.watchers))
 
     # -- reads ----------------------------------------------------------------------
+    def _keyed_as(self, obj: Object) -> str | None:
+        """The key the cache would hold `obj` under, or None if it would not hold it.
+
+        A read delegated to the store must show what the cache would show, no more: the
+        key function is where a shared cache keeps out objects whose scope cannot be
+        trusted (a value copied into another project's keys, a body that disagrees with
+        its key, a poisoned UID). Without this check the store would hand them out to
+        whichever scope's key range they were planted in."""
+        try:
+            return self.key_func(obj)
+        except Exception:
+            return None
+
+    def _as_cached(self, key: str, opts: ListOptions, listed: ObjectList) -> ObjectList:
+        """`listed` (from the store) without the objects the cache would not list here."""
+        prefix = key if not opts.recursive else continue_token.list_prefix(key)
+        kept = [
+            obj
+            for obj in listed.items
+            if (k := self._keyed_as(obj)) is not None
+            and (k == key if not opts.recursive else k.startswith(prefix))
+        ]
+        if len(kept) == len(listed.items):
+            return listed
+        return ObjectList(
+            items=kept,
+            resource_version=listed.resource_version,
+            continue_=listed.continue_,
+            remaining_item_count=listed.remaining_item_count,
+        )
+
     async def get(
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
+        check_key(key, self.prefix)
         if await self._delegator.get(resource_version):
-            return await self.store.get(
-                key, resource_version=resource_version, ignore_not_found=ignore_not_found
+            got = await self.store.get(
+                key, resource_version=resource_version, ignore_not_found=True
             )
+            if got is not None and self._keyed_as(got) == key:
+                return got
+            # Absent, or an object the cache would not hold under this key (see
+            # `_keyed_as`): what the store returned is invisible, as in the cache.
+            if ignore_not_found:
+                return None
+            raise not_found(key)
         found = self.index.get_object(key)
         if found is None:
             if ignore_not_found:
@@ -198,6 +238,7 @@ class Cacher:
         return obj
 
     async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        check_key(key, self.prefix)
         started = time.perf_counter()
         try:
             return await self._get_list(key, opts)
@@ -206,7 +247,7 @@ class Cacher:
 
     async def _get_list(self, key: str, opts: ListOptions) -> ObjectList:
         if await self._delegator.get_list(key, opts):
-            return await self.store.get_list(key, opts)
+            return self._as_cached(key, opts, await self.store.get_list(key, opts))
         pred = opts.predicate
         if not opts.recursive:
             got = self.index.get_object(key)
@@ -257,6 +298,7 @@ class Cacher:
 
     async def count(self, key: str) -> int:
         # As upstream: counts are exact, so they come from the store.
+        check_key(key, self.prefix)
         return await self.store.count(key)
 
     async def current_resource_version(self) -> int:
@@ -264,6 +306,7 @@ class Cacher:
 
     # -- writes go to the store -----------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
+        check_key(key, self.prefix)
         return await self.store.create(key, obj, ttl=ttl)
 
     async def guaranteed_update(
@@ -275,6 +318,7 @@ class Cacher:
         preconditions: Preconditions | None = None,
         suggestion: Object | None = None,
     ) -> Object:
+        check_key(key, self.prefix)
         return await self.store.guaranteed_update(
             key,
             update_fn,
@@ -290,10 +334,12 @@ class Cacher:
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
     ) -> Object:
+        check_key(key, self.prefix)
         return await self.store.delete(key, preconditions=preconditions, validate=validate)
 
     # -- watch ----------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
+        check_key(key, self.prefix)
         rv_text = opts.resource_version
         if rv_text == "":
             # "Most recent": the freshest state provable; the cache's own otherwise.

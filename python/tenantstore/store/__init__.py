@@ -5,6 +5,7 @@ protocol (create, get, list, guaranteed update, delete, watch) over the few prim
 of `tenantstore.backends.kv.KV`.
 """
 
-from .kv_storage import MAX_PAGE, KVStorage, validate_key
+from ..storage.key_schema import validate_key
+from .kv_storage import MAX_PAGE, KVStorage
 
 __all__ = ["MAX_PAGE", "KVStorage", "validate_key"]

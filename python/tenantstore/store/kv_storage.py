@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import posixpath
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,6 +33,7 @@ from ..storage.errors import (
 )
 from ..storage.events import EventType, WatchEvent, bookmark, error_event
 from ..storage.interface import Object, UpdateFunc, ValidateDeletion
+from ..storage.key_schema import check_key
 from ..storage.options import (
     ListOptions,
     ObjectList,
@@ -48,15 +48,6 @@ log = logging.getLogger(__name__)
 
 # Kubernetes grows the page it asks etcd for when a selector filters items out, up to this.
 MAX_PAGE = 10_000
-
-
-def validate_key(key: str) -> str:
-    """Refuse keys that could climb the hierarchy or confuse range scans."""
-    if not key or not key.startswith("/"):
-        raise InvalidError(f'invalid key "{key}": must be an absolute path')
-    if "\x00" in key or (posixpath.normpath(key) != key.rstrip("/") and key != "/"):
-        raise InvalidError(f'invalid key "{key}": must be a clean path')
-    return key
 
 
 def _strip_rv(obj: Object) -> Object:
@@ -104,11 +95,7 @@ class KVStorage:
         self._watch_tasks: set[asyncio.Task[None]] = set()
 
     def _check_key(self, key: str) -> str:
-        validate_key(key)
-        prefix = self.resource_prefix
-        if prefix is not None and key != prefix and not key.startswith(prefix + "/"):
-            raise InvalidError(f'invalid key "{key}": not under the resource prefix "{prefix}"')
-        return key
+        return check_key(key, self.resource_prefix)
 
     # -- encoding -----------------------------------------------------------------
     def _encode(self, key: str, obj: Object) -> tuple[bytes, bytes]:

@@ -27,7 +27,6 @@ count. Beyond the reference:
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -39,6 +38,7 @@ from ..storage import continue_token
 from ..storage.errors import BadRequestError, InvalidError, StorageError
 from ..storage.events import EventType, WatchEvent
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
+from ..storage.key_schema import validate_key
 from ..storage.options import ListOptions, ObjectList, Preconditions
 from ..storage.watch import Watch
 from . import metrics
@@ -52,13 +52,6 @@ _ALL_PROJECTS_READ_ONLY = (
     "the all-projects scope is read-only: only list, watch and count of the whole resource "
     "are allowed"
 )
-
-
-def _validate_key(key: str) -> None:
-    if not isinstance(key, str) or not key.startswith("/"):
-        raise InvalidError(f'invalid key "{key}": must be an absolute path')
-    if "\x00" in key or (posixpath.normpath(key) != key.rstrip("/") and key != "/"):
-        raise InvalidError(f'invalid key "{key}": must be a clean path')
 
 
 class KeyRewriter:
@@ -90,7 +83,7 @@ class KeyRewriter:
         ``reading_all``: the call may run in the all-projects scope (recursive list, watch,
         count); anything else there is a 400.
         """
-        _validate_key(key)
+        validate_key(key)
         scope = current_scope()
         if isinstance(scope, AllProjects):
             if not (reading_all and recursive):
