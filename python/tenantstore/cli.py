@@ -4,15 +4,259 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import sys
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
-from .storage import ListOptions
+from . import __version__
+from .storage import ListOptions, NotFoundError
+
+if TYPE_CHECKING:
+    from .tenancy.factory import KV
 
 DEFAULT_DB = os.path.join("tenantstore-data", "tenantstore.db")
+DEFAULT_BACKEND = "sqlite://" + DEFAULT_DB
 CONFIGMAPS = "/registry/configmaps"
+ENV_PREFIX = "TENANTSTORE_"
+# Exit status of every configuration error (argparse's own usage errors use it too).
+EXIT_CONFIG = 2
+# Bound on opening the backend before serving. The etcd driver gives up after 5 s by
+# itself; this only stops anything else (a SQLite file locked by another process waits
+# 10 s) from holding start-up indefinitely.
+OPEN_TIMEOUT = 12.0
+BACKEND_FORMS = "sqlite://PATH, sqlite:///ABS/PATH or etcd://HOST:PORT[,HOST:PORT...]"
+
+
+class ConfigError(Exception):
+    """A setting the command cannot run with; its message is one line naming the setting."""
+
+
+def _one_line(text: object) -> str:
+    """Driver and parser messages may span lines (YAML's do); stderr gets one."""
+    return " ".join(str(text).split())
+
+
+# -- argument parsing ------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {_one_line(message)}; see '{self.prog} --help'\n")
+
+
+class _Default:
+    """A `serve` flag's default, wrapped so `main` can tell "not given" (then the
+    environment variable applies) from "given the default value" (the flag wins)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:  # what `%(default)s` shows in the help
+        return "none" if self.value is None else str(self.value)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_name(action: argparse.Action) -> str:
+    """`--max-body-bytes` -> `TENANTSTORE_MAX_BODY_BYTES` (uvicorn's convention)."""
+    return ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
+
+
+def _from_env(action: argparse.Action, raw: str) -> object:
+    name = env_name(action)
+    if action.nargs == 0:  # a switch such as --access-log
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{name}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+    convert: Callable[[str], object] = action.type if callable(action.type) else str
+    try:
+        value = convert(raw)
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}: {_one_line(exc)}") from None
+    if action.choices is not None and value not in action.choices:
+        choices = ", ".join(map(str, action.choices))
+        raise ConfigError(f"{name}={raw!r}: expected one of {choices}")
+    return value
+
+
+def apply_environment(
+    args: argparse.Namespace, actions: Sequence[argparse.Action], environ: dict[str, str]
+) -> dict[str, str]:
+    """Fill every flag not given on the command line from its environment variable, or
+    its default; returns where each setting came from (the flag or the variable), for
+    messages. An empty variable counts as unset."""
+    sources: dict[str, str] = {}
+    for action in actions:
+        value = getattr(args, action.dest)
+        if not isinstance(value, _Default):
+            sources[action.dest] = action.option_strings[-1]
+            continue
+        raw = environ.get(env_name(action), "")
+        if raw:
+            setattr(args, action.dest, _from_env(action, raw))
+            sources[action.dest] = env_name(action)
+        else:
+            setattr(args, action.dest, value.value)
+            sources[action.dest] = action.option_strings[-1]
+    return sources
+
+
+# -- the backend -----------------------------------------------------------------------
+
+
+def check_backend_url(url: str) -> None:
+    """Refuse a URL no driver can serve before anything opens it: the SQLite driver
+    would create directories for it, the etcd one would wait 5 s for an absent host."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"invalid backend URL {url!r}: expected {BACKEND_FORMS}")
+    if scheme == "sqlite":
+        if not rest.split("?", 1)[0]:
+            raise ConfigError(f"invalid backend URL {url!r}: no file path (sqlite://PATH)")
+        return
+    if scheme not in ("etcd", "http"):
+        raise ConfigError(
+            f"invalid backend URL {url!r}: unknown scheme {scheme!r}, expected {BACKEND_FORMS}"
+        )
+    netloc = urlsplit(url).netloc
+    if not netloc:
+        raise ConfigError(f"invalid backend URL {url!r}: no host (etcd://HOST:PORT)")
+    for endpoint in netloc.split(","):
+        host, colon, port = endpoint.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError(
+                f"invalid backend URL {url!r}: {endpoint!r} is not HOST:PORT "
+                "(etcd://HOST:PORT[,HOST:PORT...])"
+            )
+
+
+def _sqlite_path(url: str) -> str:
+    return url.partition("://")[2].split("?", 1)[0]
+
+
+def check_sqlite_path(url: str) -> None:
+    """Name the path at fault in terms a person can fix, before SQLite says only "unable
+    to open database file" (and before the driver creates the missing directories)."""
+    path = _sqlite_path(url)
+    if path == ":memory:":
+        return
+
+    def fail(problem: str) -> NoReturn:
+        raise ConfigError(f"cannot open backend {url}: {problem}")
+
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    if os.path.isdir(full):
+        fail(f"{full} is a directory, not a SQLite file")
+    existing = parent
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        fail(f"{existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing != parent:
+            fail(f"{existing} is not writable (cannot create {parent})")
+        # SQLite's write-ahead log needs its -wal and -shm files beside the database.
+        fail(f"{parent} is not writable")
+    if os.path.lexists(full):
+        if not os.path.isfile(full):
+            fail(f"{full} is not a regular file")
+        if not os.access(full, os.R_OK):
+            fail(f"{full} is not readable")
+        if not os.access(full, os.W_OK):
+            fail(f"{full} is read-only")
+
+
+def _open_failure(url: str, exc: BaseException, timeout: float) -> ConfigError:
+    """One line for whatever opening the backend raised, without driver internals (the
+    etcd address and the file path are what the user typed)."""
+    scheme = url.partition("://")[0]
+    if scheme in ("etcd", "http"):
+        address = urlsplit(url).netloc
+        detail = _one_line(exc)
+        if isinstance(exc, TimeoutError) or "deadline" in detail.lower():
+            return ConfigError(f"cannot reach etcd at {address}: no answer within 5 s")
+        return ConfigError(f"cannot reach etcd at {address}: {detail}")
+    if isinstance(exc, TimeoutError):
+        return ConfigError(f"cannot open backend {url}: not opened within {timeout:g} s")
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        path = os.path.abspath(_sqlite_path(url))
+        return ConfigError(f"cannot open backend {url}: {path} is not a SQLite database")
+    if isinstance(exc, sqlite3.Error):
+        path = os.path.abspath(_sqlite_path(url))
+        return ConfigError(f"cannot open backend {url}: {path}: {_one_line(exc)}")
+    if isinstance(exc, OSError):
+        what = f"{exc.filename}: " if exc.filename else ""
+        return ConfigError(f"cannot open backend {url}: {what}{exc.strerror or exc}")
+    if isinstance(exc, ValueError):
+        return ConfigError(_one_line(exc))
+    return ConfigError(f"cannot open backend {url}: {type(exc).__name__}: {_one_line(exc)}")
+
+
+async def open_backend(url: str, timeout: float = OPEN_TIMEOUT) -> KV:
+    """The KV `url` names, or `ConfigError` with one line saying what is wrong."""
+    from .tenancy.factory import open_kv
+
+    check_backend_url(url)
+    if url.startswith("sqlite://"):
+        check_sqlite_path(url)
+    try:
+        async with asyncio.timeout(timeout):
+            return await open_kv(url)
+    except Exception as exc:
+        raise _open_failure(url, exc, timeout) from None
+
+
+async def probe_backend(url: str, timeout: float = OPEN_TIMEOUT) -> None:
+    """Open and close the backend: `serve` fails here, before binding its port, rather
+    than in the server's lifespan (a traceback, and only once the port is bound)."""
+    kv = await open_backend(url, timeout)
+    await kv.close()
+
+
+# -- commands --------------------------------------------------------------------------
 
 
 def _configmap(name: str, namespace: str, **data: str) -> dict[str, object]:
@@ -24,55 +268,76 @@ def _configmap(name: str, namespace: str, **data: str) -> dict[str, object]:
     }
 
 
-async def demo(path: str) -> int:
-    """Three scopes over one shared cache on the embedded backend: each sees only its own."""
-    from .tenancy import SharedStorageFactory, all_projects, project_scope
-    from .tenancy.factory import open_kv
+async def demo(url: str | None) -> int:
+    """Three scopes over one shared cache: each sees only its own.
 
-    kv = await open_kv("sqlite://" + path)
+    Without a URL the data goes to a temporary SQLite file, so the demo never writes
+    into the server's default database. Its objects have fixed names and are replaced on
+    each run, so a second run on the same backend prints the same counts.
+    """
+    if url is None:
+        with tempfile.TemporaryDirectory(prefix="tenantstore-demo-") as tmp:
+            return await _demo("sqlite://" + os.path.join(tmp, "demo.db"), "a temporary database")
+    return await _demo(url, url)
+
+
+async def _demo(url: str, where: str) -> int:
+    from .tenancy import SharedStorageFactory, all_projects, project_scope
+
+    kv = await open_backend(url)
     factory = SharedStorageFactory(kv, [CONFIGMAPS])
-    await factory.start()
-    store = factory.storage(CONFIGMAPS)
-    run = uuid.uuid4().hex[:6]
     try:
+        await factory.start()
+        store = factory.storage(CONFIGMAPS)
+        name = "tenantstore-demo"
+        key = f"{CONFIGMAPS}/default/{name}"
         for scope in ("alpha", "beta", None):
-            label = scope or "root"
-            name = f"settings-{run}"
-            obj = _configmap(name, "default", owner=label)
-            if scope is None:
-                await store.create(f"{CONFIGMAPS}/default/{name}", obj)
-            else:
-                with project_scope(scope):
-                    await store.create(f"{CONFIGMAPS}/default/{name}", obj)
+            with project_scope(scope):
+                with contextlib.suppress(NotFoundError):
+                    await store.delete(key)
+                await store.create(key, _configmap(name, "default", owner=scope or "root"))
         for scope in ("alpha", "beta", None):
             opts = ListOptions(recursive=True)
-            if scope is None:
+            with project_scope(scope):
                 listed = await store.get_list(CONFIGMAPS, opts)
-            else:
-                with project_scope(scope):
-                    listed = await store.get_list(CONFIGMAPS, opts)
-            owners = sorted({o["data"]["owner"] for o in listed.items})
+            owners = sorted({(o.get("data") or {}).get("owner", "?") for o in listed.items})
             print(f"{scope or 'root':>6}: {len(listed.items)} configmaps, owners {owners}")
         with all_projects():
             everything = await store.get_list(CONFIGMAPS, ListOptions(recursive=True))
         print(f"   all: {len(everything.items)} configmaps across every scope (all_projects())")
-        print(f"one shared cache, one backend watch; data in {path}")
+        print(f"one shared cache, one backend watch; data in {where}")
     finally:
         await factory.stop()
         await kv.close()
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
     """Run the Kubernetes-style API server until SIGTERM/SIGINT; 0 on a clean shutdown."""
+
+    def via(dest: str) -> str:
+        source = sources.get(dest, "")
+        return f" (from {source})" if source.startswith(ENV_PREFIX) else ""
+
+    try:
+        check_backend_url(args.backend)  # before the server's imports: a typo fails fast
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{via('backend')}") from None
     from .server import ServerConfig, create_app, make_server
     from .server.registry import RegistryError, ResourceRegistry
 
     try:
         registry = ResourceRegistry.with_builtins(args.resources)
-    except (OSError, RegistryError) as exc:
-        print(f"tenantstore serve: {exc}", file=sys.stderr)
-        return 2
+    except RegistryError as exc:
+        raise ConfigError(f"{_one_line(exc)}{via('resources')}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read resources file {args.resources}{via('resources')}: {exc.strerror or exc}"
+        ) from None
+    try:
+        asyncio.run(probe_backend(args.backend))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{via('backend')}") from None
     config = ServerConfig(
         backend=args.backend,
         mode=args.mode,
@@ -91,40 +356,98 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tenantstore", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="write and list in three scopes on embedded SQLite")
-    p_demo.add_argument("--db", default=DEFAULT_DB, help="SQLite file (default: %(default)s)")
-    p_serve = sub.add_parser(
+_SERVE_EPILOG = f"""\
+environment:
+  Every flag can be set from an environment variable named after it (uvicorn's
+  convention): {ENV_PREFIX}<FLAG> in capitals with "-" as "_", e.g.
+  --max-body-bytes 1048576 is {ENV_PREFIX}MAX_BODY_BYTES=1048576. A switch takes
+  1 or 0 ({ENV_PREFIX}ACCESS_LOG=1). A flag on the command line wins over its
+  variable; an empty variable counts as unset.
+{{variables}}
+
+exit status:
+  0 after a clean shutdown (SIGTERM/SIGINT), 2 for a configuration error (a bad
+  flag or variable, a backend that cannot be opened, a malformed resources file),
+  reported on one line of stderr before the port is bound.
+"""
+
+
+def _serve_parser(sub: Any) -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
+    p_serve: argparse.ArgumentParser = sub.add_parser(
         "serve",
         help="serve a Kubernetes-style API; projects at /projects/<p>/control-plane/",
-        description="Serve a Kubernetes-style REST API over tenantstore. Paths under "
+        description="Serve a Kubernetes-style REST API over tenantstore. Paths under\n"
         "/projects/<project>/control-plane/ are confined to that project; others are root.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_serve.add_argument(
+    actions: list[argparse.Action] = []
+
+    def flag(name: str, default: object, help: str, **kw: Any) -> None:
+        actions.append(
+            p_serve.add_argument(
+                name, default=_Default(default), help=f"{help} (default: %(default)s)", **kw
+            )
+        )
+
+    flag(
         "--backend",
-        default="sqlite://" + DEFAULT_DB,
-        help="sqlite://PATH (sqlite:///abs/path) or etcd://HOST:PORT (default: %(default)s)",
+        DEFAULT_BACKEND,
+        "sqlite://PATH (sqlite:///abs/path) or etcd://HOST:PORT[,HOST:PORT...]",
+        metavar="URL",
     )
-    p_serve.add_argument("--mode", choices=["shared", "per-project"], default="shared")
-    p_serve.add_argument("--resources", help="YAML/JSON file declaring custom resources")
-    p_serve.add_argument("--host", default="127.0.0.1")
-    p_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    p_serve.add_argument(
-        "--max-body-bytes", type=int, default=3 * 1024 * 1024, help="request size limit"
+    flag(
+        "--mode",
+        "shared",
+        "one cacher per resource for every project, or one stack per project",
+        choices=["shared", "per-project"],
     )
-    p_serve.add_argument(
+    flag("--resources", None, "YAML/JSON file declaring custom resources", metavar="FILE")
+    flag("--host", "127.0.0.1", "address to listen on")
+    flag("--port", 8080, "port to listen on; 0 picks a free port", type=_port)
+    flag(
+        "--max-body-bytes",
+        3 * 1024 * 1024,
+        "request size limit in bytes",
+        type=_positive_int,
+        metavar="N",
+    )
+    flag(
         "--request-read-timeout",
-        type=float,
-        default=30.0,
-        help="seconds a client has to send a request's headers, and then its body "
-        "(default: %(default)s)",
+        30.0,
+        "seconds a client has to send a request's headers, and then its body",
+        type=_positive_float,
+        metavar="SECONDS",
     )
-    p_serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    flag(
+        "--log-level",
+        "info",
+        "server log level",
+        choices=["critical", "error", "warning", "info", "debug"],
     )
-    p_serve.add_argument("--access-log", action="store_true", help="log every request")
+    flag("--access-log", False, "log every request", action="store_true")
+    names = "\n".join(f"  {env_name(a):<36}{a.option_strings[-1]}" for a in actions)
+    p_serve.epilog = _SERVE_EPILOG.format(variables=names)
+    return p_serve, actions
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
+    """The whole command line; also returns the `serve` flags environment variables set."""
+    parser = _Parser(prog="tenantstore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tenantstore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser(
+        "demo",
+        help="write and list in three scopes over one shared cache",
+        description="Write one ConfigMap in each of three scopes (projects alpha and beta, "
+        "and the root) over one shared cache, and list what each scope sees. The data goes "
+        "to a temporary SQLite database, deleted afterwards, unless --backend is given.",
+    )
+    where = p_demo.add_mutually_exclusive_group()
+    where.add_argument(
+        "--backend", metavar="URL", help="sqlite://PATH or etcd://HOST:PORT (default: a temp file)"
+    )
+    where.add_argument("--db", metavar="PATH", help="the same as --backend sqlite://PATH")
+    _, serve_actions = _serve_parser(sub)
     p_bench = sub.add_parser("bench", help="measurements")
     bench_sub = p_bench.add_subparsers(dest="bench", required=True)
     p_scale = bench_sub.add_parser(
@@ -166,6 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .bench.options import add_arguments as add_load_arguments
 
     add_load_arguments(p_load)
+    return parser, serve_actions
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, serve_actions = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         from .bench import EXTRA, missing_extra
@@ -185,12 +513,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench.scale import main as scale_main
 
         return scale_main(args)
-    if args.command == "demo":
-        return asyncio.run(demo(args.db))
-    if args.command == "serve":
-        return serve(args)
+    try:
+        if args.command == "demo":
+            url = "sqlite://" + args.db if args.db is not None else args.backend
+            return asyncio.run(demo(url))
+        if args.command == "serve":
+            sources = apply_environment(args, serve_actions, dict(os.environ))
+            return serve(args, sources)
+    except ConfigError as exc:
+        print(f"tenantstore {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
     parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":

@@ -114,16 +114,37 @@ def _need(cond: bool, message: str) -> None:
         raise RegistryError(message)
 
 
+def _entry_name(spec: dict[str, Any]) -> str:
+    """` (Widget/widgets)`: what a person searches the file for, when the entry has it."""
+    named = [spec[f] for f in ("kind", "plural") if isinstance(spec.get(f), str) and spec[f]]
+    return f" ({'/'.join(named)})" if named else ""
+
+
+_REQUIRED = ("version", "kind", "plural")
+
+
 def parse_resource(spec: Any, where: str = "resource") -> Resource:
-    """One declaration (a mapping) as a `Resource`; `RegistryError` when malformed."""
-    _need(isinstance(spec, dict), f"{where}: must be a mapping")
+    """One declaration (a mapping) as a `Resource`; `RegistryError` when malformed.
+
+    Every message starts with `where` and the entry's kind/plural (when it has them), so
+    a person can find the entry in a long file.
+    """
+    _need(isinstance(spec, dict), f"{where}: must be a mapping, not {_type_name(spec)}")
+    where += _entry_name(spec)
     known = {"group", "version", "kind", "plural", "namespaced", "singular", "shortNames"}
-    unknown = sorted(set(spec) - known)
-    _need(not unknown, f"{where}: unknown fields {unknown}")
+    unknown = sorted(str(k) for k in set(spec) - known)
+    _need(
+        not unknown,
+        f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
+    )
+    for name in _REQUIRED:
+        _need(name in spec, f'{where}: missing field "{name}"')
+        _need(spec[name] is not None, f'{where}: field "{name}" has no value')
     group = spec.get("group", "")
-    version = spec.get("version")
-    kind = spec.get("kind")
-    plural = spec.get("plural")
+    version = spec["version"]
+    kind = spec["kind"]
+    plural = spec["plural"]
     namespaced = spec.get("namespaced", True)
     singular = spec.get("singular", "")
     short = spec.get("shortNames", [])
@@ -158,10 +179,28 @@ def parse_resource(spec: Any, where: str = "resource") -> Resource:
     return Resource(group, version, kind, plural, namespaced, singular, tuple(short))
 
 
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", type(None): "empty"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _one_line(text: object) -> str:
+    # YAML's parse errors span several lines; a start-up error is one.
+    return " ".join(str(text).split())
+
+
 def load_resources_file(path: str | os.PathLike[str]) -> list[Resource]:
-    """Read custom resources from a YAML (``.yaml``/``.yml``) or JSON file."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    """Read custom resources from a YAML (`.yaml`/`.yml`) or JSON file.
+
+    Also refuses what `ResourceRegistry` would (an entry declared twice, or twice under
+    one storage prefix), here where the entry's position in the file is known.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise RegistryError(f"{path}: not a UTF-8 text file") from None
     try:
         if str(path).endswith(".json"):
             doc = json.loads(text)
@@ -170,15 +209,49 @@ def load_resources_file(path: str | os.PathLike[str]) -> list[Resource]:
 
             doc = yaml.safe_load(text)
     except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parse errors
-        raise RegistryError(f"{path}: not valid YAML/JSON: {exc}") from None
+        raise RegistryError(f"{path}: not valid YAML/JSON: {_one_line(exc)}") from None
     except Exception as exc:  # yaml.YAMLError does not derive from ValueError
-        raise RegistryError(f"{path}: not valid YAML/JSON: {exc}") from None
+        # A MarkedYAMLError's text quotes the offending line with a caret under it.
+        problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+        if problem and mark is not None:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+            raise RegistryError(f"{path}: not valid YAML: {where}: {problem}") from None
+        raise RegistryError(f"{path}: not valid YAML/JSON: {_one_line(exc)}") from None
     if doc is None:
         return []
-    _need(isinstance(doc, dict), f"{path}: top level must be a mapping with 'resources'")
+    _need(
+        isinstance(doc, dict),
+        f"{path}: top level must be a mapping with 'resources', not {_type_name(doc)}",
+    )
+    unknown = sorted(str(k) for k in set(doc) - {"resources"})
+    _need(
+        not unknown,
+        f"{path}: unknown top-level field {', '.join(map(repr, unknown))} "
+        "(expected only 'resources')",
+    )
     items = doc.get("resources", [])
-    _need(isinstance(items, list), f"{path}: 'resources' must be a list")
-    return [parse_resource(spec, f"{path}: resources[{i}]") for i, spec in enumerate(items)]
+    if items is None:
+        return []
+    _need(isinstance(items, list), f"{path}: 'resources' must be a list, not {_type_name(items)}")
+    resources: list[Resource] = []
+    # storage prefix -> index of the entry declaring it (-1: built in)
+    declared: dict[str, int] = {r.prefix: -1 for r in BUILTIN_RESOURCES}
+    for i, spec in enumerate(items):
+        where = f"{path}: resources[{i}]"
+        res = parse_resource(spec, where)
+        where += _entry_name(spec)
+        first = declared.get(res.prefix)
+        if first == -1:
+            raise RegistryError(f"{where}: {res.label} is a built-in resource")
+        if first is not None:
+            other = resources[first]
+            also = "" if other.version == res.version else " (served in one version only)"
+            raise RegistryError(
+                f"{where}: {res.label} already declared in resources[{first}]{also}"
+            )
+        declared[res.prefix] = i
+        resources.append(res)
+    return resources
 
 
 class ResourceRegistry:
