@@ -9,7 +9,7 @@ from tenantstore.backends.kv import KV
 from tenantstore.storage import ListOptions
 from tenantstore.tenancy import make_factory, project_scope
 
-from .conftest import obj
+from .conftest import obj, wait_until
 
 
 def _task_names() -> list[str]:
@@ -35,6 +35,9 @@ async def test_shared_mode_allocates_nothing_per_project(kv: KV, prefix: str) ->
         with project_scope(None):
             await store.create(f"{prefix}/ns/root-object", obj("root-object"))
         await _touch(store, prefix, "warmup")
+        # A consistent read may be served by the store before the cache has applied the
+        # write (on etcd without trusted progress notifications): let the cache catch up.
+        await wait_until(lambda: len(factory.tenant_map(prefix)) == 1)
         gc.collect()
         before_stats = factory.stats()
         before_tasks = _task_names()

@@ -18,12 +18,15 @@ prefix scans line up exactly with the storage key subtrees the key rewriter prod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from ..cacher import KeyFunc
+from ..keys import project_of_key
+from ..storage.errors import InvalidError
 from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
 
-__all__ = ["UNMAPPED_PREFIX", "KeyDivergedError", "tenant_key_func"]
+__all__ = ["UNMAPPED_PREFIX", "KeyDivergedError", "tenant_admission", "tenant_key_func"]
 
 #: Where objects without a mapping are kept in the cache: outside every scope's range.
 UNMAPPED_PREFIX: Final = "\x00unmapped/"
@@ -54,3 +57,33 @@ def tenant_key_func(tenant_map: TenantMap) -> KeyFunc:
         return key
 
     return key_func
+
+
+def tenant_admission(resource_prefix: str) -> Callable[[str, dict[str, Any]], None]:
+    """The write-side twin of `tenant_key_func`: refuse, before anything is written, an
+    object the key function would refuse once read back (no `metadata.uid`, or a name
+    and namespace that do not give the key it is written at). Stored, such an object
+    would be invisible to get, list and watch for ever, with a log line as the only sign.
+    """
+    prefix = resource_prefix.rstrip("/")
+
+    def admit(scoped_key: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(meta, dict):
+            raise InvalidError("metadata: Required value: an object needs metadata")
+        uid = meta.get("uid")
+        if not isinstance(uid, str) or not uid:
+            raise InvalidError(
+                "metadata.uid: Required value: the shared cache keys every object by its uid"
+            )
+        try:
+            project = project_of_key(scoped_key, prefix)
+        except ValueError:
+            raise InvalidError(f'invalid key "{scoped_key}": names no scope') from None
+        if object_key(prefix, project, obj) != scoped_key:
+            raise InvalidError(
+                "metadata.name/metadata.namespace: Invalid value: they do not give the key "
+                "the object is written at"
+            )
+
+    return admit

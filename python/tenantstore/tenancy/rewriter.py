@@ -27,8 +27,9 @@ count. Beyond the reference:
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +49,9 @@ __all__ = ["KeyRewriter", "ScrubbingWatch"]
 
 T = TypeVar("T")
 
+# admit(scoped key, object): raise (an InvalidError) to refuse writing the object there.
+Admit = Callable[[str, Object], None]
+
 _ALL_PROJECTS_READ_ONLY = (
     "the all-projects scope is read-only: only list, watch and count of the whole resource "
     "are allowed"
@@ -58,9 +62,16 @@ class KeyRewriter:
     """``Storage`` that rewrites keys under ``resource_prefix`` into the caller's scope."""
 
     def __init__(
-        self, inner: Storage, resource_prefix: str, resource_label: str | None = None
+        self,
+        inner: Storage,
+        resource_prefix: str,
+        resource_label: str | None = None,
+        *,
+        admit: Admit | None = None,
     ) -> None:
         self.inner = inner
+        # Checks an object about to be written at a scoped key; raises to refuse it.
+        self.admit = admit
         self.prefix = resource_prefix.rstrip("/")
         if not self.prefix.startswith("/"):
             raise ValueError(f"resource prefix must be an absolute path: {resource_prefix!r}")
@@ -138,6 +149,8 @@ class KeyRewriter:
     # -- Storage ----------------------------------------------------------------------------
     async def create(self, key: str, obj: Object, *, ttl: int | None = None) -> Object:
         scoped = self._rewrite(key, reading_all=False, recursive=False)
+        if self.admit is not None:
+            self.admit(scoped, obj)
         return await self._run(self.inner.create(scoped, obj, ttl=ttl))
 
     async def get(
@@ -191,6 +204,16 @@ class KeyRewriter:
         suggestion: Object | None = None,
     ) -> Object:
         scoped = self._rewrite(key, reading_all=False, recursive=False)
+        admit = self.admit
+        if admit is not None:
+            inner_fn = update_fn
+
+            async def update_fn(current: Object) -> Object:
+                updated = inner_fn(current)
+                new = await updated if inspect.isawaitable(updated) else updated
+                admit(scoped, new)
+                return new
+
         return await self._run(
             self.inner.guaranteed_update(
                 scoped,

@@ -27,7 +27,7 @@ from ..store import KVStorage
 from ..transformers import IDENTITY, Transformer
 from .cacher_setup import FactoryStats, normalize_prefixes, start_cacher
 from .framing import FramingTransformer, TenantCodec
-from .keyfunc import tenant_key_func
+from .keyfunc import tenant_admission, tenant_key_func
 from .rewriter import KeyRewriter
 from .tenant_map import TenantMap
 from .tracker import DEFAULT_GRACE, DEFAULT_RECONCILE_INTERVAL, DeletionTracker
@@ -95,7 +95,9 @@ class SharedStorageFactory:
                 reconcile_interval=reconcile_interval,
                 grace=reconcile_grace,
             )
-            storage = KeyRewriter(cacher, prefix, resource_label=label)
+            storage = KeyRewriter(
+                cacher, prefix, resource_label=label, admit=tenant_admission(prefix)
+            )
             self._resources[prefix] = _SharedResource(
                 prefix, tenant_map, store, cacher, tracker, storage
             )
