@@ -59,6 +59,13 @@ class BreakableKV:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    # Dunder methods are looked up on the type, never through `__getattr__`.
+    async def __aenter__(self) -> BreakableKV:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.close()
+
     def watch(
         self, start: str, end: str, *, start_revision: int, progress_notify: bool = False
     ) -> BreakableWatch:

@@ -29,13 +29,17 @@ from pathlib import Path
 
 import pytest
 
+import tenantstore
 from tenantstore.backends.sqlite import SqliteKV
 from tenantstore.keys import scope_prefix
 from tenantstore.store import KVStorage
 from tenantstore.tenancy import SharedStorageFactory, project_scope
 from tests.reliability.helpers import SOAK, cacher_state, soak_only, store_state, value_of
 
-PYTHON_SRC = str(Path(__file__).resolve().parents[2] / "python")
+# The directory the imported `tenantstore` package is in, put first on the writer's path so
+# it imports the same package as this process: the source tree (with its built extension)
+# in a development checkout, site-packages when the suite runs against an installed wheel.
+PYTHON_SRC = str(Path(tenantstore.__file__).resolve().parents[1])
 PREFIX = "/registry/configmaps"
 PROJECTS = ["p1", "p2", "p3"]
 WRITERS_PER_PROJECT = 2

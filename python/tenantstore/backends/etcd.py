@@ -806,6 +806,10 @@ class EtcdKV:
     # -- lifecycle
 
     async def ready(self) -> bool:
+        if self._closed:
+            # The channel may live on for other `EtcdKV`s sharing it: answering for them
+            # would call a closed KV ready.
+            return False
         try:
             await self._client.call(
                 self._client.kv.Range,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from ..storage.errors import GoneError, InvalidError
 
@@ -161,6 +162,21 @@ class KV(Protocol):
     async def ready(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+    # `async with await open_kv(url) as kv:` closes the KV however the block ends, so an
+    # embedder that only knows the contract cannot leak a driver's threads or channel.
+    async def __aenter__(self) -> Self:
+        """The KV itself."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """`close()`."""
+        ...
 
 
 # -- input checks every driver shares (as kine's drivers share `generic`) --------------------

@@ -360,6 +360,13 @@ class KVStorage:
         if self._owns_kv:
             await self.kv.close()
 
+    async def __aenter__(self) -> KVStorage:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # `close()`: ends the store's watches, and closes the KV only if the store owns it.
+        await self.close()
+
     # -- watch --------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
         self._check_key(key)

@@ -186,6 +186,12 @@ class SqliteKV:
         self._tail.close()
         await self._db.close()
 
+    async def __aenter__(self) -> SqliteKV:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
 
 def _path_with_parent(url: str) -> str:
     path = SqliteKV.path_from_url(url)
