@@ -115,7 +115,12 @@ class EtcdProcess:
 
 class ServerProcess:
     """`tenantstore serve` in a child process (tracemalloc on for heap figures, unless
-    `trace_memory=False`)."""
+    `trace_memory=False`).
+
+    `start` returns once `ready_path` answers 200: `/readyz` by default (every cache
+    built), `/healthz` for a caller that warms the caches itself and must not depend on
+    the readiness checks.
+    """
 
     def __init__(
         self,
@@ -126,6 +131,7 @@ class ServerProcess:
         *,
         trace_memory: bool = True,
         extra_args: tuple[str, ...] = (),
+        ready_path: str = "/readyz",
     ) -> None:
         self.port = free_port()
         self.backend_url = backend_url
@@ -135,6 +141,7 @@ class ServerProcess:
         # tracemalloc gives the heap figure, but slows every allocation: off under load.
         self.trace_memory = trace_memory
         self.extra_args = extra_args
+        self.ready_path = ready_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -144,7 +151,7 @@ class ServerProcess:
     async def start(self) -> None:
         self._launch()
         assert self.proc is not None
-        await _wait_http(f"{self.url}/readyz", self.proc, "tenantstore serve", 60)
+        await _wait_http(f"{self.url}{self.ready_path}", self.proc, "tenantstore serve", 60)
 
     def _launch(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONTRACEMALLOC"}
