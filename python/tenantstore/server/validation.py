@@ -33,6 +33,7 @@ __all__ = [
     "require_json",
     "validate_name",
     "validate_namespace_name",
+    "validate_object_meta",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' default request size limit
@@ -182,4 +183,106 @@ def check_identity(res: Resource, obj: Any) -> dict[str, Any]:
         meta = {}
     if not isinstance(meta, dict):
         raise invalid(res, "", "metadata", meta, "must be an object")
+    validate_object_meta(res, meta)
     return meta
+
+
+# Kubernetes' qualified names (label and annotation keys): an optional DNS-subdomain
+# prefix and "/", then a name of at most 63 characters.
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NAME_PART_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character"
+)
+_MAX_ANNOTATIONS_BYTES = 256 * 1024  # Kubernetes' TotalAnnotationSizeLimitB
+_STRING_FIELDS = ("name", "generateName", "namespace", "resourceVersion", "creationTimestamp")
+
+
+def _qualified_name_error(key: str) -> str | None:
+    """Why `key` is not a qualified name (Kubernetes' `IsQualifiedName`), or None."""
+    prefix, sep, name = key.rpartition("/")
+    if sep:
+        if not prefix:
+            return "prefix part must be non-empty"
+        if len(prefix) > 253 or not _SUBDOMAIN.match(prefix):
+            return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name:
+        return "name part must be non-empty"
+    if len(name) > 63:
+        return "name part must be no more than 63 characters"
+    if not _QUALIFIED_NAME.match(name):
+        return _NAME_PART_MSG
+    return None
+
+
+def _string_map(res: Resource, meta: dict[str, Any], field: str) -> dict[str, str]:
+    name = str(meta.get("name") or "")
+    value = meta.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(
+            res, name, f"metadata.{field}", value, "must be a map of string keys and values"
+        )
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise invalid(res, name, f"metadata.{field}[{k}]", v, "must be a string")
+    return value
+
+
+def validate_object_meta(res: Resource, meta: dict[str, Any]) -> None:
+    """`ObjectMeta` as Kubernetes validates it (422 with the field path): the string
+    fields are strings, labels and annotations are string-to-string maps with
+    qualified-name keys (label values at most 63 characters of the label alphabet,
+    annotations at most 256 KiB in all), finalizers a list of qualified names and
+    ownerReferences a list of objects. An object that breaks these would be stored and
+    then break the clients that list it (the official Python client does)."""
+    name = str(meta.get("name") or "")
+    for field in _STRING_FIELDS:
+        value = meta.get(field)
+        if value is not None and not isinstance(value, str):
+            raise invalid(res, name, f"metadata.{field}", value, "must be a string")
+    labels = _string_map(res, meta, "labels")
+    for k, v in labels.items():
+        why = _qualified_name_error(k)
+        if why is not None:
+            raise invalid(res, name, "metadata.labels", k, why)
+        if len(v) > 63 or not _LABEL_VALUE.match(v):
+            raise invalid(
+                res,
+                name,
+                f"metadata.labels[{k}]",
+                v,
+                "a valid label must be an empty string or consist of at most 63 alphanumeric "
+                "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                "character",
+            )
+    annotations = _string_map(res, meta, "annotations")
+    total = 0
+    for k, v in annotations.items():
+        why = _qualified_name_error(k.lower())
+        if why is not None:
+            raise invalid(res, name, "metadata.annotations", k, why)
+        total += len(k.encode()) + len(v.encode())
+    if total > _MAX_ANNOTATIONS_BYTES:
+        raise invalid(
+            res,
+            name,
+            "metadata.annotations",
+            f"{total} bytes",
+            f"may not be more than {_MAX_ANNOTATIONS_BYTES} bytes",
+        )
+    finalizers = meta.get("finalizers")
+    if finalizers is not None:
+        if not isinstance(finalizers, list):
+            raise invalid(res, name, "metadata.finalizers", finalizers, "must be a list of strings")
+        for i, f in enumerate(finalizers):
+            why = _qualified_name_error(f) if isinstance(f, str) else "must be a string"
+            if why is not None:
+                raise invalid(res, name, f"metadata.finalizers[{i}]", f, why)
+    owners = meta.get("ownerReferences")
+    if owners is not None and (
+        not isinstance(owners, list) or not all(isinstance(o, dict) for o in owners)
+    ):
+        raise invalid(res, name, "metadata.ownerReferences", owners, "must be a list of objects")
