@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -12,7 +15,6 @@ from tenantstore.keys import scoped_key
 from tenantstore.storage import InternalError, ListOptions, NotFoundError, StorageError
 from tenantstore.store import KVStorage
 from tenantstore.tenancy import (
-    POISONED,
     UNMAPPED,
     UNMAPPED_PREFIX,
     FramingTransformer,
@@ -76,34 +78,43 @@ def test_codec_records_owner_and_nothing_on_the_object() -> None:
         codec.decode(b"\x7fXXXX", 1)
 
 
+def _refused(prefix: str) -> float:
+    got = REGISTRY.get_sample_value("tenantstore_tenant_map_refused_total", {"resource": prefix})
+    return got or 0.0
+
+
 def test_map_rules_and_key_func() -> None:
     m = TenantMap(P)
     kf = tenant_key_func(m)
     a = obj("a", uid="ua")
     assert m.record("/r/cm/clusters/p1/ns/a", a)
     assert kf(a) == "/r/cm/clusters/p1/ns/a" == object_key(P, "p1", a)
-    # Same scope again: fine. Another scope: poisoned, the key function refuses.
+    assert kf(a, "/r/cm/clusters/p1/ns/a") == "/r/cm/clusters/p1/ns/a"
+    # Same scope again: fine. Another scope: refused; the first claim keeps the uid, and
+    # the key function refuses the other record by its storage key.
     assert m.record(b"/r/cm/clusters/p1/ns/a", a)
     assert not m.record("/r/cm/clusters/p2/ns/a", a)
-    assert m.owner("ua") is POISONED
+    assert m.owner("ua") == "p1"
+    assert kf(a, "/r/cm/clusters/p1/ns/a") == "/r/cm/clusters/p1/ns/a"
     with pytest.raises(KeyDivergedError):
-        kf(a)
-    # Storage key differing from the key predicted from the body: poisoned.
+        kf(a, "/r/cm/clusters/p2/ns/a")
+    # Storage key differing from the key predicted from the body: refused, not mapped.
     b = obj("b", uid="ub")
     assert not m.record("/r/cm/clusters/p1/ns/other", b)
-    with pytest.raises(KeyDivergedError, match="diverged"):
-        kf(b)
+    assert kf(b) == UNMAPPED_PREFIX + "ub"
     # Keys naming no valid scope: not recorded; the object is keyed out of every scope.
     c = obj("c", uid="uc")
     for key in ("/r/cm/ns/c", "/r/cm/clusters/P1/ns/c", "/r/cm/clusters//ns/c", "/other/c"):
         assert not m.record(key, c)
     assert kf(c) == UNMAPPED_PREFIX + "uc"
-    # ... but such a key for a mapped uid poisons it (no stale mapping reused).
+    # ... and such a key for a mapped uid changes nothing of the owner's entry.
     d = obj("d", uid="ud")
     m.record("/r/cm/root/ns/d", d)
     assert kf(d) == "/r/cm/root/ns/d"
-    m.record("/r/cm/garbage/ns/d", d)
-    assert m.owner("ud") is POISONED
+    assert not m.record("/r/cm/garbage/ns/d", d)
+    assert m.owner("ud") is None
+    with pytest.raises(KeyDivergedError):
+        kf(d, "/r/cm/garbage/ns/d")
     # No uid: refused.
     with pytest.raises(KeyDivergedError):
         kf({"metadata": {"name": "x"}})
@@ -158,7 +169,7 @@ async def test_raw_value_without_frame_is_only_its_keys_scope(
     )
     with project_scope("p3"):
         await store.create(f"{prefix}/ns/fence", obj("fence"))
-    await wait_until(lambda: "liar-uid" in factory.tenant_map(prefix))
+    await wait_until(lambda: _refused(prefix) >= 1)
     assert await _stack_names(store, prefix, "p1") == ["raw"]  # its own key's scope
     assert await _stack_names(store, prefix, "p2") == []  # diverged: not cached
     assert await _stack_names(store, prefix, None) == []
@@ -185,8 +196,10 @@ async def test_value_copied_to_another_project_is_refused(
     stored, _ = await kv.get(scoped_key(f"{prefix}/ns/a", prefix, "p1"))
     assert stored is not None
     # Someone with backend access copies p1's bytes under p2's key.
+    before = _refused(prefix)
     await kv.create(scoped_key(f"{prefix}/ns/a", prefix, "p2"), stored.value)
-    await wait_until(lambda: factory.tenant_map(prefix).owner("victim") is POISONED)
+    await wait_until(lambda: _refused(prefix) > before)
+    assert factory.tenant_map(prefix).owner("victim") == "p1"
     with project_scope("p2"):
         await store.create(f"{prefix}/ns/fence", obj("fence"))
         assert await store.get(f"{prefix}/ns/a", ignore_not_found=True) is None
@@ -221,3 +234,66 @@ async def test_frame_with_wrong_length_planted_in_kv(kv: KV, key_prefix: str) ->
         assert cur is not None
         await kv.delete(key, expected_mod_revision=cur.mod_revision)
     await kv_store.close()
+
+
+@pytest.mark.parametrize("plant_scope", ["p2", None])
+async def test_a_planted_uid_never_blocks_the_owner(
+    kv: KV, factory: SharedStorageFactory, prefix: str, plant_scope: str | None
+) -> None:
+    """A value planted in etcd that reuses another project's uid: the owner's writes keep
+    showing up (they used to freeze in the cache), the plant is never visible, and nothing
+    lingers once it is gone."""
+    store = factory.storage(prefix)
+    with project_scope("p1"):
+        await store.create(f"{prefix}/ns/a", obj("a", uid="victim", v="1"))
+        await store.create(f"{prefix}/ns/b", obj("b", uid="victim-b", v="1"))
+    planted_key = scoped_key(f"{prefix}/ns/a", prefix, plant_scope)
+    before = _refused(prefix)
+    await kv.create(planted_key, JSONCodec().encode(obj("a", uid="victim", v="planted")))
+    await wait_until(lambda: _refused(prefix) > before)
+
+    async def cached(scope: str | None, name: str) -> dict[str, object] | None:
+        with project_scope(scope):
+            got = await store.get(
+                f"{prefix}/ns/{name}", resource_version="0", ignore_not_found=True
+            )
+        return got
+
+    with project_scope("p1"):
+        await store.guaranteed_update(f"{prefix}/ns/a", lambda o: {**o, "data": {"v": "2"}})
+    await wait_until(
+        lambda: _is(cached("p1", "a"), lambda o: o is not None and o["data"] == {"v": "2"})
+    )
+    assert await cached(plant_scope, "a") is None
+    with project_scope(plant_scope):
+        assert await store.get(f"{prefix}/ns/a", ignore_not_found=True) is None  # consistent
+        listed = await store.get_list(prefix, ListOptions(recursive=True))
+        assert listed.items == []
+    with project_scope("p1"):
+        await store.delete(f"{prefix}/ns/a")
+    await wait_until(lambda: _is(cached("p1", "a"), lambda o: o is None))
+    with project_scope("p1"):
+        names = [o["metadata"]["name"] for o in (await store.get_list(prefix, _ALL)).items]
+    assert names == ["b"]
+    # The plant goes; nothing of it lingers, and the owner's other object is untouched.
+    cur, _ = await kv.get(planted_key)
+    assert cur is not None
+    await kv.delete(planted_key, expected_mod_revision=cur.mod_revision)
+    with project_scope(plant_scope):
+        assert (await store.get_list(prefix, _ALL)).items == []
+    with project_scope("p1"):
+        await store.guaranteed_update(f"{prefix}/ns/b", lambda o: {**o, "data": {"v": "3"}})
+    await wait_until(
+        lambda: _is(cached("p1", "b"), lambda o: o is not None and o["data"] == {"v": "3"})
+    )
+
+
+_ALL = ListOptions(recursive=True)
+
+
+async def _is(got: Awaitable[Any], check: Callable[[Any], bool]) -> bool:
+    return check(await got)
+
+
+def _data_is(data: dict[str, str]) -> Callable[[Any], bool]:
+    return lambda o: o is not None and o["data"] == data

@@ -183,30 +183,29 @@ class Cacher:
         self._m_watchers.set(len(self.watchers))
 
     # -- reads ----------------------------------------------------------------------
-    def _keyed_as(self, obj: Object) -> str | None:
+    def _keyed_as(self, obj: Object, storage_key: str) -> str | None:
         """The key the cache would hold `obj` under, or None if it would not hold it.
 
         A read delegated to the store must show what the cache would show, no more: the
         key function is where a shared cache keeps out objects whose scope cannot be
         trusted (a value copied into another project's keys, a body that disagrees with
-        its key, a poisoned UID). Without this check the store would hand them out to
-        whichever scope's key range they were planted in."""
+        its key). Without this check the store would hand them out to whichever scope's
+        key range they were planted in."""
         try:
-            return self.key_func(obj)
+            return self.key_func(obj, storage_key)
         except Exception:
             return None
 
     def _as_cached(self, key: str, opts: ListOptions, listed: ObjectList) -> ObjectList:
         """`listed` (from the store) without the objects the cache would not list here."""
         prefix = key if not opts.recursive else continue_token.list_prefix(key)
+        keys = listed.keys if listed.keys is not None else [""] * len(listed.items)
         kept = [
             obj
-            for obj in listed.items
-            if (k := self._keyed_as(obj)) is not None
+            for obj, storage_key in zip(listed.items, keys, strict=True)
+            if (k := self._keyed_as(obj, storage_key)) is not None
             and (k == key if not opts.recursive else k.startswith(prefix))
         ]
-        if len(kept) == len(listed.items):
-            return listed
         return ObjectList(
             items=kept,
             resource_version=listed.resource_version,
@@ -222,7 +221,7 @@ class Cacher:
             got = await self.store.get(
                 key, resource_version=resource_version, ignore_not_found=True
             )
-            if got is not None and self._keyed_as(got) == key:
+            if got is not None and self._keyed_as(got, key) == key:
                 return got
             # Absent, or an object the cache would not hold under this key (see
             # `_keyed_as`): what the store returned is invisible, as in the cache.

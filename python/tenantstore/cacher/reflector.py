@@ -32,7 +32,10 @@ from .window import CacheEvent, EventWindow
 
 log = logging.getLogger(__name__)
 
-KeyFunc = Callable[[Object], str]
+# key_func(object, storage key) -> the key the cache holds the object under. The storage
+# key is where the store read the object ("" when unknown); a key function may refuse
+# (raise) an object that does not belong there.
+KeyFunc = Callable[[Object, str], str]
 
 # How many objects the reflector asks the store for per page when it lists.
 LIST_PAGE = 5000
@@ -50,7 +53,7 @@ def default_key_func(resource_prefix: str) -> KeyFunc:
     """`<prefix>/<namespace>/<name>`, or `<prefix>/<name>` for cluster-scoped objects."""
     base = resource_prefix.rstrip("/")
 
-    def key_func(obj: Object) -> str:
+    def key_func(obj: Object, storage_key: str = "") -> str:
         meta = obj["metadata"]
         ns = meta.get("namespace")
         return f"{base}/{ns}/{meta['name']}" if ns else f"{base}/{meta['name']}"
@@ -175,18 +178,20 @@ class Reflector:
         """
         self._m_relists.inc()
         items: list[Object] = []
+        storage_keys: list[str] = []
         opts = ListOptions(recursive=True, limit=LIST_PAGE)
         while True:
             page = await self.store.get_list(self.prefix, opts)
             items.extend(page.items)
+            storage_keys.extend(page.keys if page.keys is not None else [""] * len(page.items))
             if not page.continue_:
                 break
             opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=page.continue_)
         list_rv = page.resource_version
         first = not self.freshness.ready.is_set()
         fresh: dict[str, Object] = {}
-        for obj in items:
-            key = self._key(obj)
+        for obj, storage_key in zip(items, storage_keys, strict=True):
+            key = self._key(obj, storage_key)
             if key is not None:
                 fresh[key] = obj
         now = time.monotonic()
@@ -255,15 +260,28 @@ class Reflector:
                 if rv <= freshness.resource_version:
                     continue  # already applied (a re-watch overlapping the last event)
                 self._m_received.inc()
-                key = self._key(ev.object)
+                key = self._key(ev.object, ev.key)
                 if key is not None:
                     self._apply(CacheEvent(ev.type, key, ev.object, None, rv, time.monotonic()))
+                elif ev.key:
+                    self._drop_stale(ev.key, rv)
                 freshness.advance(rv)
         return False
 
-    def _key(self, obj: Object) -> str | None:
+    def _drop_stale(self, storage_key: str, rv: int) -> None:
+        """A refused event for a key the cache holds: the cached version is no longer
+        what is stored there, so it goes (fail closed), rather than being served stale
+        for ever while the store moves on."""
+        held = self.index.get(storage_key)
+        if held is None:
+            return
+        old: Object = held[1]
+        gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
+        self._apply(CacheEvent(EventType.DELETED, storage_key, gone, old, rv, time.monotonic()))
+
+    def _key(self, obj: Object, storage_key: str = "") -> str | None:
         try:
-            return self.key_func(obj)
+            return self.key_func(obj, storage_key)
         except Exception as exc:
             # Fail closed: an object whose key cannot be trusted is not cached at all.
             self._m_key_errors.inc()

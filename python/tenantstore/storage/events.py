@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -23,6 +23,10 @@ class WatchEvent:
 
     type: EventType
     object: dict[str, Any]
+    # The storage key the object was read from, where the storage knows it (the store
+    # sets it; the cache's own events leave it empty). It lets the cache's key function
+    # check the object against where it really lives; never shown to clients.
+    key: str = field(default="", compare=False, repr=False)
 
 
 def bookmark(resource_version: int, kind: str = "", api_version: str = "") -> WatchEvent:

@@ -108,3 +108,6 @@ class ObjectList:
     resource_version: int = 0
     continue_: str = ""
     remaining_item_count: int | None = None
+    # The storage key of each item, where the storage knows them (the store fills it
+    # for the cache's reflector; layers above the cache leave it None).
+    keys: list[str] | None = field(default=None, compare=False, repr=False)

@@ -257,6 +257,7 @@ class KVStorage:
         if page and not pred.empty:
             page = max(page, 1)
         items: list[Object] = []
+        keys: list[str] = []
         last_key = ""
         remaining: int | None = None
         more = False
@@ -291,6 +292,7 @@ class KVStorage:
                     items += [
                         decode(from_storage(kv.value, kv.key)[0], kv.mod_revision) for kv in res.kvs
                     ]
+                keys += [kv.key for kv in res.kvs]
                 consumed = len(res.kvs)
                 if res.kvs:
                     last_key = res.kvs[-1].key
@@ -309,6 +311,7 @@ class KVStorage:
                     continue
                 if pred.matches(obj):
                     items.append(obj)
+                    keys.append(kv.key)
                     if limit and len(items) >= limit:
                         more = res.more or consumed < len(res.kvs)
                         break
@@ -326,7 +329,11 @@ class KVStorage:
         if more and limit and opts.recursive:
             token = continue_token.encode(last_key + "\x00", prefix, with_rev)
         return ObjectList(
-            items=items, resource_version=with_rev, continue_=token, remaining_item_count=remaining
+            items=items,
+            resource_version=with_rev,
+            continue_=token,
+            remaining_item_count=remaining,
+            keys=keys,
         )
 
     async def count(self, key: str) -> int:
@@ -417,7 +424,7 @@ class KVStorage:
                         raise
                     _report_corrupt(kv.key, exc)
                     continue
-                if pred.matches(obj) and not watch.send(WatchEvent(EventType.ADDED, obj)):
+                if pred.matches(obj) and not watch.send(WatchEvent(EventType.ADDED, obj, kv.key)):
                     return
             async for ev in kvwatch:
                 try:
@@ -455,7 +462,7 @@ class KVStorage:
             except Exception:
                 prev = None
             if prev is not None and opts.predicate.matches(prev):
-                return WatchEvent(EventType.DELETED, prev)
+                return WatchEvent(EventType.DELETED, prev, key)
         return bookmark(ev.revision) if opts.allow_watch_bookmarks else None
 
     def _translate(self, ev: KVEvent, opts: ListOptions) -> WatchEvent | None:
@@ -463,6 +470,7 @@ class KVStorage:
         if ev.type is KVEventType.PROGRESS:
             return bookmark(ev.revision) if opts.allow_watch_bookmarks else None
         assert ev.kv is not None
+        key = ev.kv.key
         created = ev.type is KVEventType.PUT and ev.kv.create_revision == ev.kv.mod_revision
         if ev.prev_kv is None and not created:
             # etcd reads the previous value when it sends the event; if that revision was
@@ -476,19 +484,19 @@ class KVStorage:
         prev = self._decode(ev.prev_kv, ev.revision)[0] if ev.prev_kv is not None else None
         if ev.type is KVEventType.DELETE:
             if prev is not None and pred.matches(prev):
-                return WatchEvent(EventType.DELETED, prev)
+                return WatchEvent(EventType.DELETED, prev, key)
             return None
         cur = self._decode(ev.kv)[0]
         cur_ok = pred.matches(cur)
         if prev is None:
-            return WatchEvent(EventType.ADDED, cur) if cur_ok else None
+            return WatchEvent(EventType.ADDED, cur, key) if cur_ok else None
         prev_ok = pred.matches(prev)
         if cur_ok and prev_ok:
-            return WatchEvent(EventType.MODIFIED, cur)
+            return WatchEvent(EventType.MODIFIED, cur, key)
         if cur_ok:
-            return WatchEvent(EventType.ADDED, cur)
+            return WatchEvent(EventType.ADDED, cur, key)
         if prev_ok:
-            return WatchEvent(EventType.DELETED, prev)
+            return WatchEvent(EventType.DELETED, prev, key)
         return None
 
 

@@ -35,12 +35,11 @@ from .framing import FramingTransformer, TenantCodec
 from .keyfunc import UNMAPPED_PREFIX, KeyDivergedError, tenant_key_func
 from .rewriter import KeyRewriter
 from .scope_router import ScopeRouter
-from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
+from .tenant_map import UNMAPPED, TenantMap, object_key
 from .tracker import DeletionTracker
 
 __all__ = [
     "ALL_PROJECTS",
-    "POISONED",
     "UNMAPPED",
     "UNMAPPED_PREFIX",
     "DeletionTracker",

@@ -8,8 +8,10 @@ prefix scans line up exactly with the storage key subtrees the key rewriter prod
 
 * mapped: the scoped key. The tenant map only recorded the owner after checking that the
   storage key equals this very prediction, so it *is* the storage key;
-* poisoned (records disagreed, see ``tenant_map.py``): :class:`KeyDivergedError` - the cacher
-  counts a key error and does not cache the object (fail closed);
+* a record that is not the uid's owner's (the storage key the object was read from is not
+  the key predicted for the owner: a copy planted in another scope, a body that
+  disagrees with its key): `KeyDivergedError` - the cacher counts a key error and does
+  not cache it (fail closed), while the owner's record keeps working;
 * unmapped (never recorded, e.g. stored under a key that names no scope): keyed under
   ``"\\x00unmapped/<uid>"``. Every scope lists under ``<prefix>/...`` (even ``all_projects``,
   which lists ``<prefix>/``), keys starting with NUL are refused by the key rewriter, so no
@@ -24,7 +26,7 @@ from typing import Any, Final
 from ..cacher import KeyFunc
 from ..keys import project_of_key
 from ..storage.errors import InvalidError
-from .tenant_map import POISONED, UNMAPPED, TenantMap, object_key
+from .tenant_map import UNMAPPED, TenantMap, object_key
 
 __all__ = ["UNMAPPED_PREFIX", "KeyDivergedError", "tenant_admission", "tenant_key_func"]
 
@@ -37,26 +39,40 @@ class KeyDivergedError(ValueError):
 
 
 def tenant_key_func(tenant_map: TenantMap) -> KeyFunc:
-    """A cacher ``key_func`` over ``tenant_map`` (one per shared cacher)."""
+    """A cacher `key_func` over `tenant_map` (one per shared cacher)."""
     prefix = tenant_map.resource_prefix
 
-    def key_func(obj: dict[str, Any]) -> str:
+    def key_func(obj: dict[str, Any], storage_key: str = "") -> str:
         meta = obj.get("metadata")
         uid = meta.get("uid") if isinstance(meta, dict) else None
         if not isinstance(uid, str) or not uid:
             raise KeyDivergedError("object has no metadata.uid: cannot resolve its scope")
         owner = tenant_map.owner(uid)
         if owner is UNMAPPED:
+            if storage_key and _names_a_scope(storage_key, prefix):
+                # Read from a scope's keys, yet the map refused the record: its body does
+                # not give the key it is stored at.
+                raise KeyDivergedError(f"cache key diverged from storage key (uid {uid})")
             return UNMAPPED_PREFIX + uid
-        if owner is POISONED:
-            raise KeyDivergedError(f"cache key diverged from storage key (uid {uid})")
         assert owner is None or isinstance(owner, str)
         key = object_key(prefix, owner, obj)
         if key is None:
             raise KeyDivergedError(f"object has no usable name (uid {uid})")
+        if storage_key and key != storage_key:
+            # Not the record that owns the uid: a copy planted in another scope, or a
+            # body that disagrees with its key. Refused; the owner's record is untouched.
+            raise KeyDivergedError(f"cache key diverged from storage key (uid {uid})")
         return key
 
     return key_func
+
+
+def _names_a_scope(storage_key: str, prefix: str) -> bool:
+    try:
+        project_of_key(storage_key, prefix)
+    except ValueError:
+        return False
+    return storage_key.startswith(prefix + "/")
 
 
 def tenant_admission(resource_prefix: str) -> Callable[[str, dict[str, Any]], None]:

@@ -18,8 +18,8 @@ TENANT_MAP_ENTRIES = Gauge(
     "Objects whose owning project the tenant map records",
     ["resource"],
 )
-TENANT_MAP_POISONED = Counter(
-    "tenantstore_tenant_map_poisoned_total",
+TENANT_MAP_REFUSED = Counter(
+    "tenantstore_tenant_map_refused_total",
     "UIDs refused by the tenant map: claimed by two scopes, or stored under a key that does "
     "not match the object (fail closed: the object is not cached)",
     ["resource"],

@@ -12,8 +12,8 @@ storage key and a float per object. Here an entry is one dict slot, ``uid -> own
 * the key is the UID string *of the decoded object itself*, which the cache keeps alive
   anyway, so the map adds no string;
 * the owner is the interned project id (``sys.intern``: one string per project, shared by all
-  of its objects), ``""`` for root, or ``"\\x00"`` for a poisoned UID (see below). Neither
-  ``""`` nor ``"\\x00"`` is a valid project id, so the encodings cannot collide;
+  of its objects), or `""` for root, which is not a valid project id, so the encodings
+  cannot collide;
 * the storage key is not stored: it is checked *when recorded*. The codec sees the storage
   key (from the frame) next to the body; the entry is only written if the key is exactly the
   key predicted from the body (``<prefix>/clusters/<project>/<namespace>/<name>`` or
@@ -29,12 +29,21 @@ storage key and a float per object. Here an entry is one dict slot, ``uid -> own
 
 Fail-closed rules
 -----------------
-A UID whose records disagree is **poisoned**: claimed by two scopes, or recorded from a value
-whose storage key does not match its body (a value copied to another key, or written behind
-tenantstore's back), or seen under a key that names no valid scope while it was mapped. The key
-function refuses a poisoned UID (the cacher counts a key error and does not cache the object).
-An entry stays poisoned until the object leaves the cache and the reconciler prunes it. A UID
-that was never recorded is *unmapped*: the key function keys it where no scope can list it.
+The first claim on a UID wins. A record that disagrees is refused and counted
+(`tenantstore_tenant_map_refused_total`): one from another scope (a value copied to another
+project's key, or planted there behind tenantstore's back), one whose storage key does not
+match its body, one under a key that names no valid scope. The refusal touches nothing of
+the owner's entry, and the key function, which sees the storage key of every object the
+cache reads, refuses the disagreeing record by where it lives, so:
+
+* the refused record is never cached, in any scope;
+* the owner's object keeps receiving its writes (an earlier design poisoned the UID,
+  which froze the owner's cached object until a restart);
+* nothing needs healing once the bad record is gone.
+
+A UID that was never recorded is *unmapped*: the key function keys it where no scope can
+list it. On a cold start that finds two scopes claiming one UID, the first in key order
+wins; the reconciler and the owner's next write keep the map equal to the cache.
 """
 
 from __future__ import annotations
@@ -47,11 +56,10 @@ from typing import Any, Final
 from ..keys import project_of_key, scope_prefix
 from . import metrics
 
-__all__ = ["POISONED", "UNMAPPED", "TenantMap", "object_key"]
+__all__ = ["UNMAPPED", "TenantMap", "object_key"]
 
 # Owner encodings (dict values).
 _ROOT: Final = ""
-_POISON: Final = "\x00"
 
 
 class _Sentinel:
@@ -66,8 +74,6 @@ class _Sentinel:
 
 #: ``TenantMap.owner`` result for a UID that has no entry.
 UNMAPPED: Final = _Sentinel("UNMAPPED")
-#: ``TenantMap.owner`` result for a UID whose records disagreed (fail closed).
-POISONED: Final = _Sentinel("POISONED")
 
 
 def object_key(resource_prefix: str, project: str | None, obj: dict[str, Any]) -> str | None:
@@ -90,7 +96,7 @@ def object_key(resource_prefix: str, project: str | None, obj: dict[str, Any]) -
 class TenantMap:
     """``uid -> owning scope`` for the objects of one shared cacher."""
 
-    __slots__ = ("__weakref__", "_m_poisoned", "_owners", "_young", "label", "resource_prefix")
+    __slots__ = ("__weakref__", "_m_refused", "_owners", "_young", "label", "resource_prefix")
 
     def __init__(self, resource_prefix: str, *, resource_label: str | None = None) -> None:
         self.resource_prefix = resource_prefix.rstrip("/")
@@ -98,7 +104,7 @@ class TenantMap:
         self._owners: dict[str, str] = {}
         # UIDs recorded since the grace window opened; None outside the window.
         self._young: set[str] | None = None
-        self._m_poisoned = metrics.TENANT_MAP_POISONED.labels(self.label)
+        self._m_refused = metrics.TENANT_MAP_REFUSED.labels(self.label)
         ref = weakref.ref(self)
 
         def size() -> float:
@@ -109,11 +115,14 @@ class TenantMap:
 
     # -- recording (the tenant codec) -----------------------------------------------
     def record(self, storage_key: str | bytes, obj: dict[str, Any]) -> bool:
-        """Record the owner of ``obj`` read from ``storage_key``; True if it is now mapped.
+        """Record the owner of `obj` read from `storage_key`; True if it is now mapped.
 
-        Not recorded: an object without a UID (nothing to key it by: the key function refuses
-        it), and an object under a key that names no valid scope (it stays invisible). A record
-        that contradicts the map poisons the UID.
+        Not recorded (and counted as refused): an object under a key that names no valid
+        scope, one whose body does not give the key it is stored at, and one whose uid
+        another scope already owns. The first claim wins: a record planted later in
+        another scope with an owner's uid is refused, and the owner's own writes keep
+        flowing (the key function refuses the planted record by its storage key). Not
+        recorded and not counted: an object without a uid (the key function refuses it).
         """
         meta = obj.get("metadata")
         uid = meta.get("uid") if isinstance(meta, dict) else None
@@ -123,42 +132,31 @@ class TenantMap:
             key = storage_key.decode("utf-8") if isinstance(storage_key, bytes) else storage_key
             project = project_of_key(key, self.resource_prefix)
         except ValueError:  # includes InvalidProjectError and UnicodeDecodeError
-            if uid in self._owners:
-                self._poison(uid)
+            self._m_refused.inc()
             return False
         if key != object_key(self.resource_prefix, project, obj):
-            self._poison(uid)
+            self._m_refused.inc()
             return False
         owner = sys.intern(project) if project is not None else _ROOT
         current = self._owners.get(uid)
         if current is None:
             self._owners[uid] = owner
         elif current != owner:
-            self._poison(uid)
+            self._m_refused.inc()
             return False
         young = self._young
         if young is not None:
             young.add(uid)
         return True
 
-    def _poison(self, uid: str) -> None:
-        if self._owners.get(uid) != _POISON:
-            self._m_poisoned.inc()
-        self._owners[uid] = _POISON
-        young = self._young
-        if young is not None:
-            young.add(uid)
-
     # -- lookups (the key function) -----------------------------------------------------
     def owner(self, uid: str) -> str | _Sentinel | None:
-        """The owning project (None for root), :data:`UNMAPPED` or :data:`POISONED`."""
+        """The owning project (None for root), or `UNMAPPED`."""
         value = self._owners.get(uid)
         if value is None:
             return UNMAPPED
         if value == _ROOT:
             return None
-        if value == _POISON:
-            return POISONED
         return value
 
     def __len__(self) -> int:
@@ -172,12 +170,8 @@ class TenantMap:
 
     # -- forgetting (the deletion tracker) ----------------------------------------------
     def forget(self, uid: str) -> bool:
-        """Drop the entry of a deleted object (a poisoned entry stays until pruned)."""
-        value = self._owners.get(uid)
-        if value is None or value == _POISON:
-            return False
-        del self._owners[uid]
-        return True
+        """Drop the entry of a deleted object."""
+        return self._owners.pop(uid, None) is not None
 
     def begin_grace(self) -> None:
         """Open the grace window: UIDs recorded from now on survive the next :meth:`prune`."""
