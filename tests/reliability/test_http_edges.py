@@ -161,3 +161,28 @@ def test_4xx_bodies_keep_their_message() -> None:
 def test_the_server_still_serves(http: httpx.Client, tmp_path: Path) -> None:
     assert http.get("/healthz").status_code == 200
     assert http.get(f"{CM}/a").json()["data"] == {"k": "v"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "etcd"])
+def test_a_body_under_the_server_limit_but_too_large_to_store_is_413(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    extra: list[str] = []
+    if backend == "etcd":
+        extra = ["--backend", f"etcd://{request.getfixturevalue('etcd_server').endpoint}"]
+    proc = start_serve(tmp_path, *extra)
+    try:
+        with httpx.Client(base_url=proc.url, timeout=60) as client:
+            for size in (int(1.6 * 1024 * 1024), int(2.5 * 1024 * 1024)):
+                body = {"metadata": {"name": f"big-{size}"}, "data": {"x": "x" * size}}
+                r = client.post(CM, json=body)
+                assert r.status_code == 413, r.text[:300]
+                assert r.json()["reason"] == "RequestEntityTooLarge"
+                for leak in ("StatusCode", "grpc", "etcdserver", "127.0.0.1", "/registry"):
+                    assert leak not in r.text
+            ok = client.post(
+                CM, json={"metadata": {"name": "fits"}, "data": {"x": "x" * 1_000_000}}
+            )
+            assert ok.status_code == 201, ok.text[:300]
+    finally:
+        proc.stop()

@@ -44,12 +44,14 @@ from aetcd import rpc
 
 from ..storage.errors import (
     InternalError,
+    RequestEntityTooLargeError,
     StorageError,
     TooLargeResourceVersionError,
     UnavailableError,
 )
 from . import register_driver
 from .kv import (
+    DEFAULT_MAX_REQUEST_BYTES,
     CompactedError,
     InvalidKVInputError,
     KeyValue,
@@ -60,6 +62,7 @@ from .kv import (
     check_key,
     check_range_end,
     check_revision,
+    check_size,
     check_ttl,
     check_value,
 )
@@ -173,6 +176,11 @@ def map_rpc_error(err: BaseException, *, requested: int = 0) -> StorageError:
         return UnavailableError(f"etcd unavailable: {details}")
     if code == rpc.StatusCode.RESOURCE_EXHAUSTED and "too many requests" in details:
         return UnavailableError(f"etcd overloaded: {details}", retry_after_seconds=1)
+    if "request is too large" in details or (
+        code == rpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+    ):
+        # etcd's ErrRequestTooLarge, or gRPC's message limit (etcd's limit plus 512 KiB).
+        return RequestEntityTooLargeError("the object is too large for the backend to store")
     if code == rpc.StatusCode.INVALID_ARGUMENT:
         return InvalidKVInputError(f"etcd rejected the request: {details}")
     return InternalError(f"etcd error {code}: {details}")
@@ -536,10 +544,15 @@ def open_watch_count() -> int:
 class EtcdKV:
     """`tenantstore.backends.kv.KV` on etcd."""
 
-    def __init__(self, client: SharedClient) -> None:
+    def __init__(
+        self, client: SharedClient, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ) -> None:
         self._client = client
         self._watches: set[_EtcdWatch] = set()
         self._closed = False
+        # etcd's `--max-request-bytes` (not discoverable from a client): set it to the
+        # server's value when that is not etcd's default.
+        self.max_request_bytes = max_request_bytes
 
     @classmethod
     async def connect(
@@ -695,7 +708,7 @@ class EtcdKV:
 
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
         k = _key(key)
-        check_value(value)
+        check_size(key, check_value(value), self.max_request_bytes)
         lease = 0
         if ttl is not None:
             check_ttl(ttl)
@@ -709,6 +722,7 @@ class EtcdKV:
         return await self._put_txn(key, value, compare, lease)
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
+        check_size(check_key(key), check_value(value), self.max_request_bytes)
         compare = rpc.Compare(
             key=_key(key),
             target=rpc.Compare.CompareTarget.MOD,

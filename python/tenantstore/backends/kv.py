@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from ..storage.errors import GoneError, InvalidError
+from ..storage.errors import GoneError, InvalidError, RequestEntityTooLargeError
 
 
 # Not frozen: a frozen dataclass's __init__ costs ~2x (object.__setattr__ per field), and
@@ -102,6 +102,26 @@ class KVWatch(Protocol):
     async def close(self) -> None: ...
 
 
+# etcd's default `--max-request-bytes` (1.5 MiB): the largest write request it accepts.
+# Every driver refuses a key plus value above its limit with the same error, and the
+# SQLite driver defaults to etcd's limit, so that one object is storable or not on
+# either backend alike.
+DEFAULT_MAX_REQUEST_BYTES = 1_572_864
+# Room for the rest of an etcd write request (the transaction's compare and the
+# response options), so that a key plus value under the limit is always accepted.
+REQUEST_OVERHEAD_BYTES = 1024
+
+
+def check_size(key: str, value: bytes, max_request_bytes: int) -> None:
+    """`RequestEntityTooLargeError` (413) if `key` and `value` make too large a write."""
+    size = len(key.encode("utf-8", "surrogateescape")) + len(value)
+    if size + REQUEST_OVERHEAD_BYTES > max_request_bytes:
+        limit = max_request_bytes - REQUEST_OVERHEAD_BYTES
+        raise RequestEntityTooLargeError(
+            f"the object is too large to store: {size} bytes, the limit is {limit} bytes"
+        )
+
+
 def prefix_end(prefix: str) -> str:
     """The smallest key greater than every key starting with `prefix` (etcd's range end)."""
     if not prefix:
@@ -153,6 +173,12 @@ class KV(Protocol):
     @property
     def watch_count(self) -> int:
         """Watches open through this KV (the `tenantstore_backend_watches` gauge)."""
+        ...
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest write (key plus value plus overhead) the backend accepts; a larger
+        `create` or `update` is refused with `RequestEntityTooLargeError` (413)."""
         ...
 
     async def compact(self, revision: int) -> None:

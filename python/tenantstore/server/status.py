@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from ..storage.errors import StorageError
+from ..storage.errors import RequestEntityTooLargeError, StorageError
 
 __all__ = [
     "MethodNotAllowedError",
@@ -56,11 +56,6 @@ def public_status(status: dict[str, Any]) -> dict[str, Any]:
 class MethodNotAllowedError(StorageError):
     code = 405
     reason = "MethodNotAllowed"
-
-
-class RequestEntityTooLargeError(StorageError):
-    code = 413
-    reason = "RequestEntityTooLarge"
 
 
 class RequestTimeoutError(StorageError):

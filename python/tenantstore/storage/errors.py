@@ -87,6 +87,13 @@ class GoneError(StorageError):
 ResourceExpiredError = GoneError
 
 
+class RequestEntityTooLargeError(StorageError):
+    """An object too large for the backend to store (or a request body past the limit)."""
+
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
 class InvalidError(StorageError):
     code = 422
     reason = "Invalid"

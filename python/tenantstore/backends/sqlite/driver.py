@@ -12,6 +12,7 @@ import os
 
 from ...storage.errors import StorageError, UnavailableError
 from ..kv import (
+    DEFAULT_MAX_REQUEST_BYTES,
     InvalidKVInputError,
     KeyValue,
     RangeResult,
@@ -19,6 +20,7 @@ from ..kv import (
     check_key,
     check_range_end,
     check_revision,
+    check_size,
     check_ttl,
     check_value,
 )
@@ -31,10 +33,14 @@ __all__ = ["SqliteKV", "open_url"]
 class SqliteKV:
     """The etcd-shaped `KV` contract over one SQLite file (or `:memory:`)."""
 
-    def __init__(self, db: SqliteDB, tail: Tailer) -> None:
+    def __init__(
+        self, db: SqliteDB, tail: Tailer, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ) -> None:
         self._db = db
         self._tail = tail
         self._tasks: list[asyncio.Task[None]] = []
+        # etcd's default limit, so that an object fits on both backends or on neither.
+        self.max_request_bytes = max_request_bytes
 
     @property
     def path(self) -> str:
@@ -43,7 +49,12 @@ class SqliteKV:
     # -- construction --------------------------------------------------------------
     @classmethod
     async def open(
-        cls, path: str, *, poll_interval: float = 0.5, watch_buffer: int = 10_000
+        cls,
+        path: str,
+        *,
+        poll_interval: float = 0.5,
+        watch_buffer: int = 10_000,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> SqliteKV:
         """Open (creating if needed) the store at `path`; ":memory:" for a private one."""
         if not isinstance(path, str) or not path:
@@ -52,7 +63,7 @@ class SqliteKV:
         seq = await db.open()
         tail = Tailer(db, seq, poll_interval=poll_interval, watch_buffer=watch_buffer)
         db.on_commit = tail.wake
-        self = cls(db, tail)
+        self = cls(db, tail, max_request_bytes=max_request_bytes)
         self._tasks = [
             asyncio.create_task(tail.run(), name="sqlitekv-tailer"),
             asyncio.create_task(db.sweep_loop(), name="sqlitekv-sweeper"),
@@ -120,12 +131,14 @@ class SqliteKV:
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
         check_key(key)
         data = check_value(value)
+        check_size(key, data, self.max_request_bytes)
         check_ttl(ttl)
         return await self._db.create(key, data, ttl)
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
         check_key(key)
         data = check_value(value)
+        check_size(key, data, self.max_request_bytes)
         expected = check_revision(expected_mod_revision, "expected_mod_revision")
         return await self._db.update(key, data, expected)
 
