@@ -99,10 +99,18 @@ def test_readyz_follows_a_stopped_and_restarted_etcd(tmp_path: Path) -> None:
                 assert "[-]backend failed: backend unreachable" in text
                 assert "127.0.0.1" not in text and str(etcd.client_port) not in text
                 assert _status(http, "/livez") == 200
+                # Requests that need etcd fail with a 503 that names no backend internals.
+                cm = "/projects/p1/control-plane/api/v1/namespaces/default/configmaps"
+                for r in (
+                    http.post(cm, json={"metadata": {"name": "down"}}),
+                    http.get(f"{cm}/down"),
+                ):
+                    assert r.status_code == 503, r.text
+                    for leak in ("127.0.0.1", str(etcd.client_port), "ipv4", "StatusCode"):
+                        assert leak not in r.text
                 etcd.start()
                 _eventually(lambda: _status(http, "/readyz") == 200, "/readyz recovers")
                 # And the cache serves writes made after the recovery.
-                cm = "/projects/p1/control-plane/api/v1/namespaces/default/configmaps"
                 assert http.post(cm, json={"metadata": {"name": "back"}}).status_code == 201
                 assert http.get(f"{cm}/back?resourceVersion=0").status_code in (200, 404)
                 _eventually(
