@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from tenantstore.codec import MAX_DEPTH
 from tenantstore.server.status import public_status, status_response
 from tenantstore.storage import BadRequestError, InternalError, UnavailableError
 from tenantstore.storage.continue_token import decode
@@ -186,3 +187,33 @@ def test_a_body_under_the_server_limit_but_too_large_to_store_is_413(
             assert ok.status_code == 201, ok.text[:300]
     finally:
         proc.stop()
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [199, 200, 252, 253])
+def test_objects_too_deep_to_serve_are_refused_at_write_time(
+    http: httpx.Client, depth: int
+) -> None:
+    """orjson cannot encode past 254 levels, and a LIST wraps each item two levels down:
+    an object accepted near that limit used to break every LIST that included it."""
+    name = f"deep-{depth}"
+    # Containers: the object, `data`, and `depth - 1` dicts under it (the leaf is a string).
+    body = {"metadata": {"name": name}, "data": {"x": _nested(depth)}}
+    r = http.post(CM, content=json.dumps(body), headers={"content-type": "application/json"})
+    if depth + 1 <= MAX_DEPTH:
+        assert r.status_code == 201, r.text[:200]
+    else:
+        assert r.status_code == 422, r.text[:200]
+        assert "nested" in r.json()["message"]
+    listed = http.get(CM)
+    assert listed.status_code == 200
+    with http.stream("GET", f"{CM}?watch=1&timeoutSeconds=1&resourceVersion=0") as w:
+        assert w.status_code == 200
+        lines = [line for line in w.iter_lines() if line]
+    assert lines and all(json.loads(line)["type"] == "ADDED" for line in lines)

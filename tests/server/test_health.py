@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tenantstore.server import ServerConfig
 from tests.etcd_server import EtcdServer
 from tests.reliability.http_support import start_serve
-from tests.server.conftest import ServeProcess
+from tests.server.conftest import ServeProcess, ThreadServer
 
 POLL_LIMIT = 60.0  # seconds a state may take to show before the test fails
 
@@ -119,3 +120,16 @@ def test_readyz_follows_a_stopped_and_restarted_etcd(tmp_path: Path) -> None:
                 )
         finally:
             serve.stop()
+
+
+def test_readyz_fails_once_shutdown_begins(tmp_path: Path) -> None:
+    server = ThreadServer(ServerConfig(backend=f"sqlite://{tmp_path / 'store.db'}")).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            _eventually(lambda: _status(http, "/readyz") == 200, "ready at start")
+            server.app.state.tenantstore.begin_shutdown()  # what SIGTERM does first
+            _eventually(lambda: _status(http, "/readyz") == 500, "/readyz fails when draining")
+            assert "[-]shutdown failed: shutting down" in http.get("/readyz").text
+            assert _status(http, "/livez") == 200
+    finally:
+        server.stop()
