@@ -2,33 +2,33 @@
 reads, writes and watches across many projects, then throughput, latency percentiles
 and errors.
 
-The run stops by itself: each client process sends exactly ``requests`` requests and
-exits. Projects are partitioned among the processes (project ``i`` belongs to process
-``i % processes``), so each process knows every write of its projects and can check its
-watch streams: each process opens ``watches`` streams on its own projects before the
+The run stops by itself: each client process sends exactly `requests` requests and
+exits. Projects are partitioned among the processes (project `i` belongs to process
+`i % processes`), so each process knows every write of its projects and can check its
+watch streams: each process opens `watches` streams on its own projects before the
 load starts and, at the end, every stream must have delivered every write of its project
 (ADDED/MODIFIED at the acknowledged resourceVersion, DELETED for deletes), in increasing
 resourceVersion order. A missing or out-of-order event counts as a watch error.
 
-Operation mix (weights, per request): ``get`` an existing object, ``list`` a project
-(``limit=50``), ``create``, ``update`` (PUT with the resourceVersion precondition),
-``delete``. Objects are ConfigMaps in namespace ``default``; an object is used by one
+Operation mix (weights, per request): `get` an existing object, `list` a project
+(`limit=50`), `create`, `update` (PUT with the resourceVersion precondition),
+`delete`. Objects are ConfigMaps in namespace `default`; an object is used by one
 request at a time, so every non-2xx answer is an error.
 
 Parameters (`LoadConfig`; the CLI flags of `main` have the same names):
 
-* ``backend``: ``sqlite`` (a temporary file), ``etcd`` (a throwaway etcd is started),
-  or a backend URL (``sqlite:///path``, ``etcd://host:port``); ignored with ``url``.
-* ``url``: an already running server to load instead of starting one.
-* ``mode``: ``shared`` or ``per-project`` (for a started server).
-* ``processes``: client processes (default 4); ``requests``: requests per process
-  (default 2,500); ``concurrency``: in-flight requests per process (default 16).
-* ``projects``: projects in the run (default 1,000); ``watches``: watch streams per
-  process (default 8); ``seed``: random seed.
-* ``mix``: ``get,list,create,update,delete`` weights (default ``30,20,20,20,10``).
+* `backend`: `sqlite` (a temporary file), `etcd` (a throwaway etcd is started),
+  or a backend URL (`sqlite:///path`, `etcd://host:port`); ignored with `url`.
+* `url`: an already running server to load instead of starting one.
+* `mode`: `shared` or `per-project` (for a started server).
+* `processes`: client processes (default 4); `requests`: requests per process
+  (default 2,500); `concurrency`: in-flight requests per process (default 16).
+* `projects`: projects in the run (default 1,000); `watches`: watch streams per
+  process (default 8); `seed`: random seed.
+* `mix`: `get,list,create,update,delete` weights (default `30,20,20,20,10`).
 
 `run_load` returns a `LoadResult` (also `LoadResult.render()` as a table and
-``to_json()``); ``main(args)`` prints the table, writes JSON with ``--out`` and returns
+`to_json()`); `main(args)` prints the table, writes JSON with `--out` and returns
 1 when there were errors.
 """
 
@@ -408,7 +408,7 @@ def _prepare(base: Path) -> Path:
 
 
 async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> LoadResult:
-    """Run `cfg` (starting a server, and an etcd for ``backend="etcd"``, unless ``cfg.url``
+    """Run `cfg` (starting a server, and an etcd for `backend="etcd"`, unless `cfg.url`
     names a running server) and return the aggregated result."""
     raise_fd_limit()
     if cfg.url is not None:

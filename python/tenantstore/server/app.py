@@ -1,7 +1,7 @@
 """The ASGI application: configuration, lifespan (backend + factory), request dispatch.
 
 One catch-all route: the path is parsed by `routing` (project prefix, then an ordinary
-Kubernetes path) and dispatched here, inside ``project_scope(project)`` for project
+Kubernetes path) and dispatched here, inside `project_scope(project)` for project
 paths, so every storage call of the request (and of its watch stream) is confined to the
 project's keys. The lifespan opens the KV backend, builds the tenancy factory for the
 registry's resource prefixes and starts it; on shutdown it ends open watch streams, stops

@@ -1,9 +1,9 @@
 """Discovery documents: what kubectl and client libraries read before any request.
 
-Legacy (unaggregated) discovery only: ``/api`` (APIVersions), ``/api/v1`` and
-``/apis/<group>/<version>`` (APIResourceList), ``/apis`` (APIGroupList), ``/apis/<group>``
+Legacy (unaggregated) discovery only: `/api` (APIVersions), `/api/v1` and
+`/apis/<group>/<version>` (APIResourceList), `/apis` (APIGroupList), `/apis/<group>`
 (APIGroup). kubectl asks for aggregated discovery first and falls back to these when the
-answer is a plain ``application/json`` document. ``/version`` reports a Kubernetes-like
+answer is a plain `application/json` document. `/version` reports a Kubernetes-like
 version so clients' version checks pass. The documents are the same in every project:
 the resource set is server-wide, only the data is per project.
 """

@@ -2,17 +2,17 @@
 
 `/metrics` renders the whole default registry, so the cacher and tenancy metrics (which
 already live there) and prometheus-client's process collector (RSS, CPU, open fds on
-Linux) come with these. Labels are bounded: verb, resource (``plural`` or
-``plural.group``) and code, never the project, so thousands of projects do not mean
+Linux) come with these. Labels are bounded: verb, resource (`plural` or
+`plural.group`) and code, never the project, so thousands of projects do not mean
 thousands of series.
 
 Process-level gauges are computed at scrape time:
 
-* ``tenantstore_python_heap_blocks``: ``sys.getallocatedblocks()``, the number of memory
+* `tenantstore_python_heap_blocks`: `sys.getallocatedblocks()`, the number of memory
   blocks the Python allocator holds. A cheap proxy for the Python heap; tracemalloc would
-  give bytes but slows every allocation. Read with ``process_resident_memory_bytes``.
-* ``tenantstore_threads``: ``threading.active_count()``.
-* ``tenantstore_asyncio_tasks``: tasks of the server's event loop (Go's goroutine count in
+  give bytes but slows every allocation. Read with `process_resident_memory_bytes`.
+* `tenantstore_threads`: `threading.active_count()`.
+* `tenantstore_asyncio_tasks`: tasks of the server's event loop (Go's goroutine count in
   the reference's scale harness; here the unit of per-project cost to watch).
 """
 

@@ -2,12 +2,12 @@
 
 A resource fixes everything the REST layer derives from it: its URL (group, version,
 plural, namespaced or not), its kind and list kind, and its storage prefix
-(``/registry/<plural>`` for the core group, ``/registry/<group>/<plural>`` otherwise). The
+(`/registry/<plural>` for the core group, `/registry/<group>/<plural>` otherwise). The
 prefix is what the tenancy factory builds one cacher for, and the keys below it follow the
-cacher's default layout (``<prefix>/<namespace>/<name>`` or ``<prefix>/<name>``), so the
+cacher's default layout (`<prefix>/<namespace>/<name>` or `<prefix>/<name>`), so the
 project segment the key rewriter inserts lines up with the cache's btree.
 
-Custom resources come from a YAML or JSON file::
+Custom resources come from a YAML or JSON file:
 
     resources:
       - {group: example.com, version: v1, kind: Widget, plural: widgets, namespaced: true}
@@ -51,7 +51,7 @@ class Resource:
 
     @property
     def api_version(self) -> str:
-        """``v1`` for core, ``<group>/<version>`` otherwise (the objects' apiVersion)."""
+        """`v1` for core, `<group>/<version>` otherwise (the objects' apiVersion)."""
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
@@ -71,7 +71,7 @@ class Resource:
 
     @property
     def label(self) -> str:
-        """``plural`` or ``plural.group``: the metric label and the name kubectl uses."""
+        """`plural` or `plural.group`: the metric label and the name kubectl uses."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     def key(self, namespace: str | None, name: str) -> str:
@@ -87,7 +87,7 @@ class Resource:
         return self.prefix
 
     def discovery(self) -> dict[str, Any]:
-        """The entry of an ``APIResourceList``."""
+        """The entry of an `APIResourceList`."""
         entry: dict[str, Any] = {
             "name": self.plural,
             "singularName": self.singular_name,
@@ -275,7 +275,7 @@ class ResourceRegistry:
 
     @classmethod
     def with_builtins(cls, path: str | os.PathLike[str] | None = None) -> ResourceRegistry:
-        """The built-in core resources plus those declared in ``path`` (if given)."""
+        """The built-in core resources plus those declared in `path` (if given)."""
         extra = load_resources_file(path) if path else []
         return cls([*BUILTIN_RESOURCES, *extra])
 

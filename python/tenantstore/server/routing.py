@@ -1,12 +1,12 @@
 """URL parsing: the project prefix, then an ordinary Kubernetes path.
 
-``/projects/<project>/control-plane/<rest>`` runs ``<rest>`` in ``<project>``'s scope (the
+`/projects/<project>/control-plane/<rest>` runs `<rest>` in `<project>`'s scope (the
 URL layout of milo's virtual control planes); a path without the prefix is the root scope.
 A malformed project id is a 400 (it must never fall through to the root scope), a path
-under ``/projects/`` that is not a control-plane path is a 404.
+under `/projects/` that is not a control-plane path is a 404.
 
-``<rest>`` is parsed into a `Target`: a discovery document, a server endpoint
-(``/version``, ``/healthz``...), or a resource collection / object.
+`<rest>` is parsed into a `Target`: a discovery document, a server endpoint
+(`/version`, `/healthz`...), or a resource collection / object.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ CONTROL_PLANE = "control-plane"
 
 
 def split_project(path: str) -> tuple[str | None, str]:
-    """``(project or None, rest of the path, still percent-encoded)``; raises 400/404.
+    """`(project or None, rest of the path, still percent-encoded)`; raises 400/404.
 
-    The project segment is split off before percent-decoding, so an encoded ``/`` or
-    ``..`` stays inside the project id (and fails its validation) instead of moving the
+    The project segment is split off before percent-decoding, so an encoded `/` or
+    `..` stays inside the project id (and fails its validation) instead of moving the
     request to another path.
 
     >>> split_project("/projects/p1/control-plane/api/v1")
@@ -94,7 +94,7 @@ def _not_found(path: str) -> NotFoundError:
 
 def _plain_segment(seg: str) -> bool:
     """A namespace or name segment that cannot alter a storage key's shape (an encoded
-    ``/``, ``..``, ``.`` or control character never reaches storage)."""
+    `/`, `..`, `.` or control character never reaches storage)."""
     return seg not in (".", "..") and "/" not in seg and seg.isprintable()
 
 
@@ -102,7 +102,7 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
     """Parse a percent-encoded Kubernetes path (already stripped of any project prefix).
 
     The path is split on its literal slashes first and each segment decoded after, so an
-    encoded ``/`` stays inside its segment (and fails `_plain_segment`) instead of
+    encoded `/` stays inside its segment (and fails `_plain_segment`) instead of
     shifting the segments: a name can never alias another path.
     """
     trimmed = path.strip("/")

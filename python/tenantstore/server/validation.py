@@ -4,7 +4,7 @@ Bodies: at most `max_bytes` (413 beyond), UTF-8 (400 otherwise), a JSON object (
 Objects: kind/apiVersion must match the URL's resource (422), the name must be a DNS-1123
 subdomain of at most 253 characters (a label of at most 63 for namespaces), the name and
 namespace in the body must agree with the URL (422). `InvalidError`s carry
-``details.causes`` like Kubernetes' field errors, so clients can show the failing field.
+`details.causes` like Kubernetes' field errors, so clients can show the failing field.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def validate_namespace_name(res: Resource, namespace: str) -> None:
 
 
 def generate_name(base: str) -> str:
-    """``generateName`` + 5 random characters, as Kubernetes' name generator."""
+    """`generateName` + 5 random characters, as Kubernetes' name generator."""
     suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
     return base[: 63 - 5] + suffix if len(base) > 58 else base + suffix
 

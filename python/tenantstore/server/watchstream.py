@@ -5,10 +5,10 @@ ASGI call, so anything the stream touches in storage is confined to the project)
 ends, cleanly (the final empty chunk), on the first of:
 
 * the storage watch ending (an ERROR event such as 410 for a slow consumer comes first),
-* ``timeoutSeconds`` (default 30 minutes),
+* `timeoutSeconds` (default 30 minutes),
 * server shutdown (`stopping` is set before uvicorn waits for open connections, so a
   SIGTERM never hangs on idle watches),
-* the client going away (noticed through ``http.disconnect`` even while no event flows).
+* the client going away (noticed through `http.disconnect` even while no event flows).
 
 The storage watch is always stopped on the way out, which unregisters it from the cache.
 """

@@ -1,18 +1,18 @@
 """Tenancy: many projects served from one watch cache per resource.
 
-The project is part of the storage key (``<prefix>/clusters/<project>/...``, ``<prefix>/root/``
+The project is part of the storage key (`<prefix>/clusters/<project>/...`, `<prefix>/root/`
 for the root scope); the layers, outermost first:
 
-* ``context``: the request's scope (``project_scope``, root, the explicit ``all_projects``);
-* ``rewriter``: ``KeyRewriter``, a ``Storage`` decorator that scopes keys, checks continue
+* `context`: the request's scope (`project_scope`, root, the explicit `all_projects`);
+* `rewriter`: `KeyRewriter`, a `Storage` decorator that scopes keys, checks continue
   tokens and scrubs scoped keys from errors;
-* the shared ``Cacher`` with ``keyfunc.tenant_key_func``, over a ``KVStorage`` whose
-  ``framing.FramingTransformer`` and ``framing.TenantCodec`` carry the storage key to the
-  ``tenant_map.TenantMap``;
-* ``tracker``: the ``DeletionTracker`` keeping the map bounded by the cache;
-* ``shared``: ``SharedStorageFactory``, the assembly of all of the above per resource;
-* ``per_project`` and ``scope_router``: the per-project architecture, for comparison;
-* ``factory``: the wiring the server uses (``open_kv``, ``make_factory``).
+* the shared `Cacher` with `keyfunc.tenant_key_func`, over a `KVStorage` whose
+  `framing.FramingTransformer` and `framing.TenantCodec` carry the storage key to the
+  `tenant_map.TenantMap`;
+* `tracker`: the `DeletionTracker` keeping the map bounded by the cache;
+* `shared`: `SharedStorageFactory`, the assembly of all of the above per resource;
+* `per_project` and `scope_router`: the per-project architecture, for comparison;
+* `factory`: the wiring the server uses (`open_kv`, `make_factory`).
 """
 
 from .context import (

@@ -2,21 +2,21 @@
 
 Every storage call below the server runs in exactly one scope:
 
-* a **project scope**, entered with ``with project_scope("p1"):`` (or ``async with``): keys are
-  rewritten into ``<prefix>/clusters/p1/``;
-* the **root scope**, the default when nothing was entered: keys go to ``<prefix>/root/``, and
+* a **project scope**, entered with `with project_scope("p1"):` (or `async with`): keys are
+  rewritten into `<prefix>/clusters/p1/`;
+* the **root scope**, the default when nothing was entered: keys go to `<prefix>/root/`, and
   an ordinary root request sees only root objects;
-* the **all-projects scope**, entered only explicitly with ``with all_projects():`` from the
+* the **all-projects scope**, entered only explicitly with `with all_projects():` from the
   root scope: read-only (list, watch, count; not single-object gets), over every project's
   and root's objects of the resource. It exists for controllers and operators that must see
   the whole resource; nothing reaches it by accident, because it is never a default.
 
-The scope is a :class:`contextvars.ContextVar`, so it follows the request across ``await``\\ s
+The scope is a `contextvars.ContextVar`, so it follows the request across `await`s
 and into tasks created inside it (asyncio copies the context into a new task), and it never
 leaks into concurrent requests.
 
 Escalation is refused: inside a project scope one cannot enter another project, the root scope
-or the all-projects scope (:class:`ScopeError`). Project ids are validated (DNS-1123 label, by
+or the all-projects scope (`ScopeError`). Project ids are validated (DNS-1123 label, by
 the Rust core) when the scope object is created, so a bad id fails at the point of entry.
 """
 
@@ -43,7 +43,7 @@ __all__ = [
 
 @final
 class AllProjects:
-    """Marker of the all-projects scope (a singleton, :data:`ALL_PROJECTS`)."""
+    """Marker of the all-projects scope (a singleton, `ALL_PROJECTS`)."""
 
     __slots__ = ()
 
@@ -53,7 +53,7 @@ class AllProjects:
 
 ALL_PROJECTS: Final = AllProjects()
 
-#: A scope: a project id, None for root, or :data:`ALL_PROJECTS`.
+#: A scope: a project id, None for root, or `ALL_PROJECTS`.
 Scope = str | None | AllProjects
 
 _SCOPE: contextvars.ContextVar[Scope] = contextvars.ContextVar("tenantstore_scope", default=None)
@@ -75,7 +75,7 @@ def current_project() -> str | None:
 
 
 def in_all_projects() -> bool:
-    """True inside :func:`all_projects`."""
+    """True inside `all_projects`."""
     return _SCOPE.get() is ALL_PROJECTS
 
 
@@ -134,10 +134,10 @@ def _describe(scope: Scope) -> str:
 
 
 def project_scope(project: str | None) -> _ScopeManager:
-    """Run the block in ``project``'s scope (None: explicitly the root scope).
+    """Run the block in `project`'s scope (None: explicitly the root scope).
 
-    Raises :class:`~tenantstore.keys.InvalidProjectError` for an id that is not a DNS-1123
-    label (``""``, ``"a/b"``, ``".."``, ``"P1"``...), and :class:`ScopeError` on entry inside
+    Raises `tenantstore.keys.InvalidProjectError` for an id that is not a DNS-1123
+    label (`""`, `"a/b"`, `".."`, `"P1"`...), and `ScopeError` on entry inside
     another project's scope.
     """
     if project is not None:
@@ -151,6 +151,6 @@ def all_projects() -> _ScopeManager:
     """Run the block in the read-only all-projects scope.
 
     Only list, watch and count of the whole resource work there; writes and single-object
-    gets raise ``BadRequestError``. Refused (:class:`ScopeError`) inside a project scope.
+    gets raise `BadRequestError`. Refused (`ScopeError`) inside a project scope.
     """
     return _ScopeManager(ALL_PROJECTS)

@@ -37,7 +37,7 @@ def make_factory(
     resource_prefixes: Iterable[str],
     **options: Any,
 ) -> StorageFactory:
-    """Build the factory of ``mode`` ("shared" or "per-project") with the same options."""
+    """Build the factory of `mode` ("shared" or "per-project") with the same options."""
     if mode == "shared":
         return SharedStorageFactory(kv, resource_prefixes, **options)
     if mode == "per-project":

@@ -3,13 +3,13 @@
 The storage layer hands every value transformer the storage key. The cacher, however, only
 ever sees decoded objects, and nothing on an object may say which tenant owns it (no label, no
 annotation: clients could read or forge it). So the key travels *next to* the bytes, from the
-transformer to the codec, in a frame (``tenantstore.frames``)::
+transformer to the codec, in a frame (`tenantstore.frames`):
 
     KV bytes --inner transformer (e.g. AES-GCM, key as AAD)--> plain
              --FramingTransformer.from_storage--> frame(storage key, plain)
              --TenantCodec.decode--> unframe, decode plain, record uid -> owner in the tenant map
 
-Frames never reach storage: ``to_storage`` strips one if present, and a stored value that
+Frames never reach storage: `to_storage` strips one if present, and a stored value that
 starts with the frame magic byte (0x7f, which cannot start JSON) is refused on the way out, so
 a value planted with a forged frame cannot pose as another key's.
 """

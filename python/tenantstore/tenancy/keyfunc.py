@@ -1,9 +1,9 @@
 """The tenant-aware key function of the shared cacher.
 
-The cacher indexes objects by ``key_func(obj)``. Upstream derives the key from namespace and
-name alone; with one cacher for all projects that would put every project's ``ns/a`` on one
+The cacher indexes objects by `key_func(obj)`. Upstream derives the key from namespace and
+name alone; with one cacher for all projects that would put every project's `ns/a` on one
 key. This key function looks the object's UID up in the tenant map and returns the scoped key,
-``<prefix>/clusters/<project>/<namespace>/<name>`` (``/root/`` for root objects), so the cache's
+`<prefix>/clusters/<project>/<namespace>/<name>` (`/root/` for root objects), so the cache's
 prefix scans line up exactly with the storage key subtrees the key rewriter produces.
 
 * mapped: the scoped key. The tenant map only recorded the owner after checking that the
@@ -13,8 +13,8 @@ prefix scans line up exactly with the storage key subtrees the key rewriter prod
   disagrees with its key): `KeyDivergedError` - the cacher counts a key error and does
   not cache it (fail closed), while the owner's record keeps working;
 * unmapped (never recorded, e.g. stored under a key that names no scope): keyed under
-  ``"\\x00unmapped/<uid>"``. Every scope lists under ``<prefix>/...`` (even ``all_projects``,
-  which lists ``<prefix>/``), keys starting with NUL are refused by the key rewriter, so no
+  `"\\x00unmapped/<uid>"`. Every scope lists under `<prefix>/...` (even `all_projects`,
+  which lists `<prefix>/`), keys starting with NUL are refused by the key rewriter, so no
   request can reach it; it is kept (not refused) so that its later DELETED event finds it.
 """
 

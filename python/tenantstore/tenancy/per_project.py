@@ -81,7 +81,7 @@ class PerProjectStorageFactory:
             raise KeyError(f"no storage for resource prefix {prefix!r}") from None
 
     def cacher(self, prefix: str, project: str | None) -> Cacher | None:
-        """The cacher built for ``project``'s slice of ``prefix``, if any yet."""
+        """The cacher built for `project`'s slice of `prefix`, if any yet."""
         built = self._routers[prefix.rstrip("/")].cachers.get(project)
         return built[1] if built is not None else None
 

@@ -1,6 +1,6 @@
-"""The key rewriter: a ``Storage`` decorator that confines every call to the caller's scope.
+"""The key rewriter: a `Storage` decorator that confines every call to the caller's scope.
 
-Every key under the resource prefix is rewritten from the request's scope (``context.py``)::
+Every key under the resource prefix is rewritten from the request's scope (`context.py`):
 
     /registry/cm/ns/a   project "p1"  ->  /registry/cm/clusters/p1/ns/a
     /registry/cm/ns/a   root          ->  /registry/cm/root/ns/a
@@ -9,8 +9,8 @@ Every key under the resource prefix is rewritten from the request's scope (``con
 with the Rust key functions, for create, get, get_list, guaranteed_update, delete, watch and
 count. Beyond the reference:
 
-* keys are validated first (absolute, clean, no NUL), so ``..`` cannot climb out of a scope
-  and the cacher's out-of-scope keys (``"\\x00unmapped/..."``) cannot be named;
+* keys are validated first (absolute, clean, no NUL), so `..` cannot climb out of a scope
+  and the cacher's out-of-scope keys (`"\\x00unmapped/..."`) cannot be named;
 * a key that is not the resource prefix or below it is refused on every operation (422),
   as upstream's `RunTestKeySchema` expects: a storage built for one resource must never
   reach another's keys, such as the root scope's Secrets from a ConfigMaps storage;
@@ -19,9 +19,9 @@ count. Beyond the reference:
   resource prefix, scope segment included (`/clusters/p1/ns/a`), and a token whose key is
   outside the caller's scoped list prefix is a 400, "continue token does not belong to
   the current scope", counted in `tenantstore_continue_token_rejections_total{resource}`;
-* errors never show scoped keys: a ``StorageError`` from below is re-raised as a copy whose
-  message, key and details have every ``<prefix>/clusters/<project>`` / ``<prefix>/root``
-  replaced by ``<prefix>`` (the caller's unscoped view), without the original chained; watch
+* errors never show scoped keys: a `StorageError` from below is re-raised as a copy whose
+  message, key and details have every `<prefix>/clusters/<project>` / `<prefix>/root`
+  replaced by `<prefix>` (the caller's unscoped view), without the original chained; watch
   ERROR events are scrubbed the same way.
 """
 
@@ -59,7 +59,7 @@ _ALL_PROJECTS_READ_ONLY = (
 
 
 class KeyRewriter:
-    """``Storage`` that rewrites keys under ``resource_prefix`` into the caller's scope."""
+    """`Storage` that rewrites keys under `resource_prefix` into the caller's scope."""
 
     def __init__(
         self,
@@ -89,9 +89,9 @@ class KeyRewriter:
         return key == self.prefix or key.startswith(self.prefix + "/")
 
     def _rewrite(self, key: str, *, reading_all: bool, recursive: bool) -> str:
-        """The scoped key for ``key`` in the current scope.
+        """The scoped key for `key` in the current scope.
 
-        ``reading_all``: the call may run in the all-projects scope (recursive list, watch,
+        `reading_all`: the call may run in the all-projects scope (recursive list, watch,
         count); anything else there is a 400.
         """
         validate_key(key)
@@ -112,7 +112,7 @@ class KeyRewriter:
 
     # -- error scrubbing --------------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        """``text`` with every scope segment after the prefix removed."""
+        """`text` with every scope segment after the prefix removed."""
         if not text or self.prefix not in text:
             return text
         return self._scope_re.sub(lambda _m: self.prefix, text)
@@ -127,7 +127,7 @@ class KeyRewriter:
         return value
 
     def scrub_error(self, exc: StorageError) -> StorageError:
-        """A copy of ``exc`` that names only unscoped keys, with no chained exception."""
+        """A copy of `exc` that names only unscoped keys, with no chained exception."""
         cls = type(exc)
         new = cls.__new__(cls)
         new.__dict__.update(exc.__dict__)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class ScopeRouter:
-    """``Storage`` over already-scoped keys that routes each call to its scope's cacher."""
+    """`Storage` over already-scoped keys that routes each call to its scope's cacher."""
 
     def __init__(self, factory: PerProjectStorageFactory, prefix: str) -> None:
         self.factory = factory

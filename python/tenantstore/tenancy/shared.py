@@ -114,7 +114,7 @@ class SharedStorageFactory:
             raise KeyError(f"no storage for resource prefix {prefix!r}") from None
 
     def storage(self, prefix: str) -> Storage:
-        """The scope-confined ``Storage`` of one resource."""
+        """The scope-confined `Storage` of one resource."""
         return self._resource(prefix).storage
 
     # Exposed for the tracker tests, the scale harness and operators.

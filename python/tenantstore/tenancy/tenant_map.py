@@ -2,28 +2,28 @@
 
 The tenant codec records an entry every time it decodes a framed value (every list page and
 watch event the shared cacher reads passes through it), and the tenant-aware key function
-(``keyfunc.py``) reads it to place the object in the cache under its scoped key.
+(`keyfunc.py`) reads it to place the object in the cache under its scoped key.
 
 Layout, and why it is small
 ---------------------------
-The reference keeps ``uid -> (tenant, storage key, recorded_at)``: a tuple, a copy of the
-storage key and a float per object. Here an entry is one dict slot, ``uid -> owner``:
+The reference keeps `uid -> (tenant, storage key, recorded_at)`: a tuple, a copy of the
+storage key and a float per object. Here an entry is one dict slot, `uid -> owner`:
 
 * the key is the UID string *of the decoded object itself*, which the cache keeps alive
   anyway, so the map adds no string;
-* the owner is the interned project id (``sys.intern``: one string per project, shared by all
+* the owner is the interned project id (`sys.intern`: one string per project, shared by all
   of its objects), or `""` for root, which is not a valid project id, so the encodings
   cannot collide;
 * the storage key is not stored: it is checked *when recorded*. The codec sees the storage
   key (from the frame) next to the body; the entry is only written if the key is exactly the
-  key predicted from the body (``<prefix>/clusters/<project>/<namespace>/<name>`` or
-  ``/root/``). The key function recomputes the same prediction from the same body, so it
+  key predicted from the body (`<prefix>/clusters/<project>/<namespace>/<name>` or
+  `/root/`). The key function recomputes the same prediction from the same body, so it
   yields the storage key without having to keep it;
 * no timestamp: the reconciler's grace period is kept with a "young" set that only exists
   during the grace window before each reconcile (UIDs recorded while it is open are not
   pruned by that reconcile), so the steady-state cost per entry is the dict slot alone.
 
-``benches/bench_tenancy.py`` measures it with tracemalloc at 100k entries (CPython 3.11):
+`benches/bench_tenancy.py` measures it with tracemalloc at 100k entries (CPython 3.11):
 39 B/entry for this layout, 237 B/entry for the tuple layout with an interned tenant and
 297 B/entry with a tenant string per entry.
 
@@ -72,14 +72,14 @@ class _Sentinel:
         return self._name
 
 
-#: ``TenantMap.owner`` result for a UID that has no entry.
+#: `TenantMap.owner` result for a UID that has no entry.
 UNMAPPED: Final = _Sentinel("UNMAPPED")
 
 
 def object_key(resource_prefix: str, project: str | None, obj: dict[str, Any]) -> str | None:
-    """The storage key an object must live at in ``project``'s scope, or None if it has none.
+    """The storage key an object must live at in `project`'s scope, or None if it has none.
 
-    ``<prefix>/clusters/<project>/<namespace>/<name>`` (``/root/`` for None), without the
+    `<prefix>/clusters/<project>/<namespace>/<name>` (`/root/` for None), without the
     namespace segment for cluster-scoped objects - the key the registry writes it under.
     """
     meta = obj.get("metadata")
@@ -94,7 +94,7 @@ def object_key(resource_prefix: str, project: str | None, obj: dict[str, Any]) -
 
 
 class TenantMap:
-    """``uid -> owning scope`` for the objects of one shared cacher."""
+    """`uid -> owning scope` for the objects of one shared cacher."""
 
     __slots__ = ("__weakref__", "_m_refused", "_owners", "_young", "label", "resource_prefix")
 
@@ -174,11 +174,11 @@ class TenantMap:
         return self._owners.pop(uid, None) is not None
 
     def begin_grace(self) -> None:
-        """Open the grace window: UIDs recorded from now on survive the next :meth:`prune`."""
+        """Open the grace window: UIDs recorded from now on survive the next `prune`."""
         self._young = set()
 
     def prune(self, live_uids: Collection[str]) -> int:
-        """Drop entries not in ``live_uids`` and not recorded since :meth:`begin_grace`.
+        """Drop entries not in `live_uids` and not recorded since `begin_grace`.
 
         Closes the grace window. Returns the number of entries removed.
         """

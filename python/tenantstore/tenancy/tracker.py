@@ -2,15 +2,15 @@
 
 One per shared cacher (per resource), never per project. Two mechanisms:
 
-* **forget on delete**: a cacher listener (``Cacher.add_listener``, called synchronously with
+* **forget on delete**: a cacher listener (`Cacher.add_listener`, called synchronously with
   every applied event) drops the UID of every DELETED object. The reference ran a second watch
   on the cacher for this; a listener costs no task, no queue and cannot fall behind. Forgetting
   is a dict deletion that cannot fail, so there is no retry queue (the reference retried with a
   1 s..30 s backoff because its forget could). The listener never raises into the cacher.
-* **reconcile**: every ``interval`` seconds (default 5 min) entries whose UID is not in the
-  cache (``cacher.index``) are pruned, except those recorded during the last ``grace`` seconds
-  (default 30 s; decoded, not yet inserted). The grace window is opened ``grace`` seconds
-  before each reconcile (``TenantMap.begin_grace``), so the map needs no timestamp per entry.
+* **reconcile**: every `interval` seconds (default 5 min) entries whose UID is not in the
+  cache (`cacher.index`) are pruned, except those recorded during the last `grace` seconds
+  (default 30 s; decoded, not yet inserted). The grace window is opened `grace` seconds
+  before each reconcile (`TenantMap.begin_grace`), so the map needs no timestamp per entry.
   It catches what the listener cannot see: objects decoded by a read that never reached the
   cache (backend fallbacks, updates), objects refused by the key function, lost DELETED events.
 
@@ -106,7 +106,7 @@ class DeletionTracker:
     def reconcile(self) -> int:
         """Prune now: entries not live and not recorded since the grace window opened.
 
-        Without a prior ``tenant_map.begin_grace()`` there is no grace (tests, operators).
+        Without a prior `tenant_map.begin_grace()` there is no grace (tests, operators).
         """
         removed = self.tenant_map.prune(self.live_uids())
         self.reconciles += 1
