@@ -6,12 +6,45 @@ The names below are the public API, importable from the package itself
 (`from tenantstore import SqliteKV, SharedStorageFactory, project_scope`). They are
 resolved on first use (PEP 562 `__getattr__`) because `import tenantstore` must stay
 cheap: an embedder that only wants `__version__`, or only the SQLite backend, must not pay
-for gRPC (`EtcdKV` pulls in `aetcd`), the Rust extension or the cacher. Type checkers read
-the same names from `__init__.pyi`; the package root may not import the layers itself
-(`tests/architecture/test_layers.py` treats it as shared vocabulary).
+for gRPC (`EtcdKV` pulls in `aetcd`), the Rust extension or the cacher. Type checkers see
+the same names through the imports under `TYPE_CHECKING`, which never run.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .backends import KV as KV
+    from .backends import open_kv as open_kv
+    from .backends.etcd import EtcdKV as EtcdKV
+    from .backends.sqlite import SqliteKV as SqliteKV
+    from .cacher import Cacher as Cacher
+    from .storage import AlreadyExistsError as AlreadyExistsError
+    from .storage import BadRequestError as BadRequestError
+    from .storage import ConflictError as ConflictError
+    from .storage import EventType as EventType
+    from .storage import GoneError as GoneError
+    from .storage import InternalError as InternalError
+    from .storage import InvalidError as InvalidError
+    from .storage import ListOptions as ListOptions
+    from .storage import NotFoundError as NotFoundError
+    from .storage import ObjectList as ObjectList
+    from .storage import Preconditions as Preconditions
+    from .storage import ResourceVersionMatch as ResourceVersionMatch
+    from .storage import Storage as Storage
+    from .storage import StorageError as StorageError
+    from .storage import TooLargeResourceVersionError as TooLargeResourceVersionError
+    from .storage import UnavailableError as UnavailableError
+    from .storage import Watch as Watch
+    from .storage import WatchEvent as WatchEvent
+    from .store import KVStorage as KVStorage
+    from .tenancy import PerProjectStorageFactory as PerProjectStorageFactory
+    from .tenancy import SharedStorageFactory as SharedStorageFactory
+    from .tenancy import all_projects as all_projects
+    from .tenancy import current_project as current_project
+    from .tenancy import make_factory as make_factory
+    from .tenancy import project_scope as project_scope
 
 __version__ = "0.1.0"
 

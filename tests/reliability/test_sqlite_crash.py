@@ -142,7 +142,11 @@ async def _burst_and_kill(path: Path, cycle: int, acks_wanted: int) -> list[str]
     # What it printed before dying counts too (it was flushed before the kill landed).
     lines.extend(rest.decode().splitlines())
     assert acks >= acks_wanted, f"writer stopped early: {err.decode()[-2000:]}"
-    assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-3000:])
+    # -9, or 255: asyncio's report for a child it found already reaped (its watcher lost
+    # a race over the pid in a long test session). The writer never exits by itself, so
+    # either way the kill is what ended it; what it printed is checked below.
+    assert proc.returncode in (-signal.SIGKILL, 255), (proc.returncode, err.decode()[-3000:])
+    assert "Traceback" not in err.decode()
     return lines
 
 
