@@ -338,22 +338,77 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
         asyncio.run(probe_backend(args.backend))
     except ConfigError as exc:
         raise ConfigError(f"{exc}{via('backend')}") from None
+    authenticator = None
+    if args.token_auth_file is not None:
+        from .server.auth import TokenFile, TokenFileError
+
+        try:
+            authenticator = TokenFile(args.token_auth_file)
+        except TokenFileError as exc:
+            raise ConfigError(f"{exc}{via('token_auth_file')}") from None
+    if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
+        raise ConfigError("--tls-cert-file and --tls-private-key-file go together")
+    if args.client_ca_file is not None and args.tls_cert_file is None:
+        raise ConfigError("--client-ca-file needs --tls-cert-file and --tls-private-key-file")
+    for flag_dest in ("tls_cert_file", "tls_private_key_file", "client_ca_file"):
+        path = getattr(args, flag_dest)
+        if path is not None and not os.access(path, os.R_OK):
+            name = "--" + flag_dest.replace("_", "-")
+            raise ConfigError(f"{name} {path}: cannot read the file{via(flag_dest)}")
+    anonymous = authenticator is None
+    if anonymous and not _loopback(args.host) and not args.insecure_allow_anonymous:
+        raise ConfigError(
+            f"--host {args.host} is not a loopback address and no authenticator is "
+            "configured: give --token-auth-file, or --insecure-allow-anonymous to serve "
+            "every project to anyone who can reach the port"
+        )
     config = ServerConfig(
         backend=args.backend,
         mode=args.mode,
         resources_file=args.resources,
         max_body_bytes=args.max_body_bytes,
         read_timeout=args.request_read_timeout,
+        authenticator=authenticator,
+        metrics_groups=tuple(g for g in (args.metrics_group or "").split(",") if g),
+        max_inflight_per_project=args.max_inflight_per_project,
+        max_watches_per_project=args.max_watches_per_project,
+        max_objects_per_project=args.max_objects_per_project,
+        max_bytes_per_project=args.max_bytes_per_project,
+        audit_log=args.audit_log,
+        audit_log_maxsize=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
     )
+    if anonymous:
+        print(_ANONYMOUS_BANNER.format(host=args.host), file=sys.stderr, flush=True)
     server = make_server(
         create_app(config, registry),
         args.host,
         args.port,
         log_level=args.log_level,
         access_log=args.access_log,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
     )
     server.run()
     return 0 if server.started else 1
+
+
+_ANONYMOUS_BANNER = """\
+WARNING: tenantstore serve has no authenticator (no --token-auth-file): every request
+WARNING: on {host} is served as an anonymous system:masters user, in every project and
+WARNING: the root scope. Give --token-auth-file to require a token per project."""
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 _SERVE_EPILOG = f"""\
@@ -425,6 +480,77 @@ def _serve_parser(sub: Any) -> tuple[argparse.ArgumentParser, list[argparse.Acti
         choices=["critical", "error", "warning", "info", "debug"],
     )
     flag("--access-log", False, "log every request", action="store_true")
+    flag(
+        "--token-auth-file",
+        None,
+        'static tokens, kube-apiserver\'s format: lines token,user,uid,"group1,group2"; '
+        "re-read on SIGHUP",
+        metavar="FILE",
+    )
+    flag(
+        "--insecure-allow-anonymous",
+        False,
+        "with no --token-auth-file, serve a non-loopback --host anyway (anyone who "
+        "reaches the port may use every project)",
+        action="store_true",
+    )
+    flag("--tls-cert-file", None, "serve HTTPS with this certificate (PEM)", metavar="FILE")
+    flag("--tls-private-key-file", None, "the certificate's private key (PEM)", metavar="FILE")
+    flag(
+        "--client-ca-file",
+        None,
+        "require client certificates signed by this CA (PEM), on top of tokens",
+        metavar="FILE",
+    )
+    flag(
+        "--metrics-group",
+        None,
+        "comma-separated groups besides system:masters that may read /metrics",
+        metavar="GROUPS",
+    )
+    flag(
+        "--max-objects-per-project",
+        None,
+        "objects a project may hold across all resources (a create past it is 403)",
+        type=_positive_int,
+        metavar="N",
+    )
+    flag(
+        "--max-bytes-per-project",
+        None,
+        "encoded bytes a project's objects may take across all resources",
+        type=_positive_int,
+        metavar="N",
+    )
+    flag(
+        "--max-inflight-per-project",
+        None,
+        "requests served at once per project (past it: 429 with Retry-After)",
+        type=_positive_int,
+        metavar="N",
+    )
+    flag(
+        "--max-watches-per-project",
+        None,
+        "watch streams open at once per project (past it: 429 with Retry-After)",
+        type=_positive_int,
+        metavar="N",
+    )
+    flag("--audit-log", None, "one JSON line per request to FILE, or - for stdout", metavar="FILE")
+    flag(
+        "--audit-log-maxsize",
+        100,
+        "rotate the audit log past this many MiB",
+        type=_positive_int,
+        metavar="MIB",
+    )
+    flag(
+        "--audit-log-maxbackup",
+        10,
+        "rotated audit logs to keep",
+        type=_positive_int,
+        metavar="N",
+    )
     names = "\n".join(f"  {env_name(a):<36}{a.option_strings[-1]}" for a in actions)
     p_serve.epilog = _SERVE_EPILOG.format(variables=names)
     return p_serve, actions

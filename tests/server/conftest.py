@@ -129,7 +129,7 @@ def http(server: ThreadServer) -> Iterator[httpx.Client]:
 # -- `tenantstore serve` as a subprocess ---------------------------------------------
 
 
-_URL_LINE = re.compile(r"tenantstore serving on (http://\S+)")
+_URL_LINE = re.compile(r"tenantstore serving on (https?://\S+)")
 
 
 class ServeProcess:

@@ -262,6 +262,19 @@ def test_help_shows_every_default_and_variable(tmp_path: Path) -> None:
         "--request-read-timeout",
         "--log-level",
         "--access-log",
+        "--token-auth-file",
+        "--insecure-allow-anonymous",
+        "--tls-cert-file",
+        "--tls-private-key-file",
+        "--client-ca-file",
+        "--metrics-group",
+        "--max-objects-per-project",
+        "--max-bytes-per-project",
+        "--max-inflight-per-project",
+        "--max-watches-per-project",
+        "--audit-log",
+        "--audit-log-maxsize",
+        "--audit-log-maxbackup",
     ]
     options = result.stdout.split("options:", 1)[1].split("environment:", 1)[0]
     # Each flag's help entry (up to the next flag) carries its default.

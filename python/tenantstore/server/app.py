@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,7 +32,20 @@ from ..storage.watch import Watch
 from ..tenancy import StorageFactory, make_factory, project_scope
 from ..tenancy.factory import KV, open_kv
 from . import discovery, health
+from .audit import AuditEvent, AuditLog
+from .auth import (
+    MASTERS,
+    Authenticator,
+    Authorizer,
+    ForbiddenError,
+    TokenFile,
+    User,
+    authenticate,
+    authorize,
+    project_authorizer,
+)
 from .connection import DEFAULT_READ_TIMEOUT
+from .fairness import FairShare
 from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
 from .health import Check, HealthChecks
 from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
@@ -47,6 +61,8 @@ log = logging.getLogger("tenantstore.server")
 
 DEFAULT_BACKEND = "sqlite://" + os.path.join("tenantstore-data", "tenantstore.db")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# /healthz, /livez, /readyz (and /readyz/<check>), at the root or in a project.
+_HEALTH = re.compile(r"^(?:/projects/[^/]*/control-plane)?/(?:healthz|livez|readyz)(?:/[^/]*)?/?$")
 
 
 @dataclass
@@ -62,6 +78,32 @@ class ServerConfig:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     # Passed to the factory (window_seconds, bookmark_interval, ...).
     factory_options: dict[str, Any] = field(default_factory=dict)
+    # -- the door (see `auth.py`) --
+    # Who is calling: None serves everyone as an anonymous master (loopback only, unless
+    # the operator insists). `token_auth_file` builds a `TokenFile` authenticator.
+    authenticator: Authenticator | None = None
+    token_auth_file: str | None = None
+    # May they: None is the built-in rule (`project:<p>` groups, `system:masters`).
+    authorizer: Authorizer | None = None
+    # Groups besides `system:masters` that may read /metrics.
+    metrics_groups: tuple[str, ...] = ()
+    # -- fair sharing and quotas (None: no limit) --
+    max_inflight_per_project: int | None = None
+    max_watches_per_project: int | None = None
+    max_objects_per_project: int | None = None
+    max_bytes_per_project: int | None = None
+    # -- audit (`-` for stdout); rotation as kube-apiserver's flags --
+    audit_log: str | None = None
+    audit_log_maxsize: int = 100
+    audit_log_maxbackup: int = 10
+
+    def resolved_authenticator(self) -> Authenticator | None:
+        """The authenticator in force: the embedder's, else the token file's, else none."""
+        if self.authenticator is not None:
+            return self.authenticator
+        if self.token_auth_file is not None:
+            return TokenFile(self.token_auth_file)
+        return None
 
 
 class ServerState:
@@ -77,6 +119,16 @@ class ServerState:
         # Set when shutdown begins: every open watch stream ends.
         self.stopping = asyncio.Event()
         self.open_streams: set[Watch] = set()
+        self.authenticator = config.resolved_authenticator()
+        self.authorizer: Authorizer = config.authorizer or project_authorizer()
+        self.fair_share = FairShare(config.max_inflight_per_project, config.max_watches_per_project)
+        self.audit: AuditLog | None = None
+        if config.audit_log is not None:
+            self.audit = AuditLog(
+                config.audit_log,
+                maxsize_mib=config.audit_log_maxsize,
+                maxbackup=config.audit_log_maxbackup,
+            )
         self.health = {
             Kind.LIVEZ: HealthChecks("livez", self.liveness_checks),
             Kind.HEALTHZ: HealthChecks("healthz", self.health_checks),
@@ -122,8 +174,15 @@ class ServerState:
         bind_loop(self.loop)
         bind_backend(kv)
 
+    def reload_credentials(self) -> bool:
+        """Re-read the token file (SIGHUP); False when there is none or it did not parse."""
+        tokens = self.authenticator
+        return isinstance(tokens, TokenFile) and tokens.reload()
+
     async def stop(self) -> None:
         self._end_streams()
+        if self.audit is not None:
+            self.audit.close()
         bind_loop(None)
         bind_backend(None)
         if self.factory is not None:
@@ -182,6 +241,14 @@ class ServerState:
         return all(r is None for r in results)
 
 
+_K8S_VERBS = {"POST": "create", "PUT": "update"}
+
+
+def k8s_verb(verb: str) -> str:
+    """Kubernetes' verb for an HTTP verb as `_verb` names it (`POST` is `create`)."""
+    return _K8S_VERBS.get(verb, verb.lower())
+
+
 def _verb(method: str, target: Target, watch: bool) -> str:
     if method == "GET" or method == "HEAD":
         if target.kind == Kind.COLLECTION:
@@ -200,20 +267,38 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
+        state = self.state
         verb, resource = request.method, ""
+        user: User | None = None
+        project: str | None = None
+        target: Target | None = None
+        release: Callable[[], None] | None = None
         try:
             raw = request.scope.get("raw_path") or request.url.path.encode()
-            project, rest = split_project(raw.split(b"?", 1)[0].decode("latin-1"))
-            target = parse_path(rest, self.state.registry)
+            path = raw.split(b"?", 1)[0].decode("latin-1")
+            # Health endpoints stay open, as in Kubernetes; everything else needs a user,
+            # checked before the path is even parsed: an unauthenticated caller learns
+            # nothing, not even whether its path would have been valid.
+            if _HEALTH.match(path) is None:
+                user = await authenticate(state.authenticator, request)
+            project, rest = split_project(path)
+            target = parse_path(rest, state.registry)
             if target.resource is not None:
                 resource = target.resource.label
             watch = target.kind == Kind.COLLECTION and parse_bool(request, "watch")
             verb = _verb(request.method, target, watch)
+            if user is not None:
+                await self._authorize(user, project, k8s_verb(verb), target)
+                release = (
+                    state.fair_share.watch(project) if watch else state.fair_share.request(project)
+                )
             # Root requests enter the root scope explicitly too: should a project scope ever
             # leak into this context, entering fails (a 500) instead of serving root paths
             # from that project's data.
             async with project_scope(project):
                 response = await self._dispatch(request, target, project, watch)
+            if isinstance(response, WatchResponse) and release is not None:
+                response.on_close, release = release, None  # held while the stream runs
         except StorageError as err:
             response = status_response(err)
         except ClientDisconnect:
@@ -222,9 +307,47 @@ class Api:
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             response = json_response(to_status(RuntimeError()), 500)
+        finally:
+            if release is not None:
+                release()
+        elapsed = time.perf_counter() - started
         REQUESTS.labels(verb, resource, str(response.status_code)).inc()
-        REQUEST_LATENCY.labels(verb, resource).observe(time.perf_counter() - started)
+        REQUEST_LATENCY.labels(verb, resource).observe(elapsed)
+        if state.audit is not None and user is not None:
+            state.audit.record(
+                AuditEvent(
+                    user=user.name,
+                    groups=user.groups,
+                    project=project,
+                    verb=k8s_verb(verb),
+                    resource=resource,
+                    namespace=target.namespace if target is not None else None,
+                    name=target.name if target is not None and target.resource else "",
+                    path=request.url.path,
+                    code=response.status_code,
+                    latency=elapsed,
+                )
+            )
         return response
+
+    async def _authorize(self, user: User, project: str | None, verb: str, target: Target) -> None:
+        res = target.resource
+        if res is not None:
+            await authorize(
+                self.state.authorizer,
+                user,
+                project,
+                verb,
+                res.label,
+                target.namespace,
+                target.name,
+            )
+            return
+        if target.kind == Kind.METRICS:
+            allowed = {MASTERS, *self.state.config.metrics_groups}
+            if not allowed.intersection(user.groups):
+                raise ForbiddenError(f'User "{user.name}" cannot get path "/metrics"')
+        # Discovery, /version and the rest of the non-resource paths: any user.
 
     async def _dispatch(
         self, request: Request, target: Target, project: str | None, watch: bool

@@ -10,8 +10,13 @@ which would turn a graceful SIGTERM into exit status 143): the process exits 0.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import socket
+import ssl
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -37,7 +42,13 @@ class TenantstoreServer(uvicorn.Server):
             return
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{port}"
+        scheme = "https" if self.config.ssl_certfile else "http"
+        self.url = f"{scheme}://{shown}:{port}"
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # Re-read credentials on SIGHUP, as kube-apiserver operators expect.
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, self.state.reload_credentials
+            )
         if self.announce:
             cfg = self.state.config
             print(
@@ -66,8 +77,18 @@ def make_server(
     log_level: str = "info",
     access_log: bool = False,
     announce: bool = True,
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+    client_ca_file: str | None = None,
 ) -> TenantstoreServer:
+    """uvicorn, configured for tenantstore; HTTPS when given a certificate and key, and
+    client certificates required (signed by `client_ca_file`) when given that CA."""
     state: ServerState = app.state.tenantstore
+    tls: dict[str, Any] = {}
+    if tls_cert_file is not None:
+        tls = {"ssl_certfile": tls_cert_file, "ssl_keyfile": tls_key_file}
+        if client_ca_file is not None:
+            tls.update(ssl_ca_certs=client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
     config = uvicorn.Config(
         app,
         host=host,
@@ -85,5 +106,6 @@ def make_server(
         # contextvars, among them the tenancy scope: a root request on the same keep-alive
         # connection would run in the previous request's project.
         reset_contextvars=True,
+        **tls,
     )
     return TenantstoreServer(config, state, announce=announce)

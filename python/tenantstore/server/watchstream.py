@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -65,6 +66,7 @@ class WatchResponse(Response):
         timeout: float,
         stopping: asyncio.Event,
         open_streams: set[Watch],
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(status_code=200, media_type=self.media_type)
         # No content-length: the body is chunked.
@@ -77,6 +79,8 @@ class WatchResponse(Response):
         self.stopping = stopping
         # The server stops every watch in here when it shuts down.
         self.open_streams = open_streams
+        # Called once the stream has ended (the project's watch slot is given back).
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
@@ -87,6 +91,8 @@ class WatchResponse(Response):
         finally:
             self.watch.stop()
             gauge.dec()
+            if self.on_close is not None:
+                self.on_close()
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         """Pump events in the request's own task: no helper task per watch, so an open
