@@ -394,6 +394,144 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
     return 0 if server.started else 1
 
 
+DEFAULT_SERVER_URL = "https://127.0.0.1:8080"
+
+
+def kubeconfig_document(
+    server: str, project: str, user: str, token: str, ca_pem: bytes | None = None
+) -> dict[str, object]:
+    """A kubeconfig with one cluster (the project's control plane), one user (a bearer
+    token) and a current context joining them, so `kubectl --kubeconfig FILE` needs no
+    other flag. Names carry the project: several such files merge without clashing."""
+    import base64
+
+    cluster: dict[str, object] = {
+        "server": f"{server.rstrip('/')}/projects/{project}/control-plane"
+    }
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode("ascii")
+    name = f"tenantstore-{project}"
+    user_name = f"{user}@{name}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": user_name, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": user_name,
+                "context": {"cluster": name, "user": user_name, "namespace": "default"},
+            }
+        ],
+        "current-context": user_name,
+        "preferences": {},
+    }
+
+
+def _check_server_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"invalid --server {url!r}: expected https://HOST:PORT")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"invalid --server {url!r}: no query or fragment, only a base URL")
+
+
+def _token_for(path: str, user: str) -> str:
+    from .server.auth import TokenFileError, read_token_file
+
+    try:
+        tokens = read_token_file(path)
+    except TokenFileError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    # A user may have several tokens: the first in the file, as a person reading it would.
+    for token, who in tokens.items():
+        if who.name == user:
+            return token
+    raise ConfigError(f"no token for user {user!r} in {path}")
+
+
+def _read_ca(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --ca {path}: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ConfigError(f"--ca {path} is not a PEM certificate")
+    return data
+
+
+def _write_private(path: str, text: str) -> None:
+    """Create (or truncate) `path` readable by its owner only: it holds a bearer token.
+    An existing file is narrowed to 0600 too, before the token is written into it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write --out {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)
+        fh.write(text)
+
+
+def kubeconfig(args: argparse.Namespace) -> int:
+    """Write a kubeconfig for one user in one project (stdout, or `--out` with mode 0600)."""
+    import yaml
+
+    from .keys import is_valid_project_id
+
+    if not is_valid_project_id(args.project):
+        raise ConfigError(
+            f"invalid --project {args.project!r}: must be a lowercase RFC 1123 label "
+            "(at most 63 characters of a-z, 0-9 and '-', starting and ending alphanumeric)"
+        )
+    _check_server_url(args.server)
+    token = _token_for(args.token_file, args.user)
+    ca_pem = _read_ca(args.ca) if args.ca is not None else None
+    doc = kubeconfig_document(args.server, args.project, args.user, token, ca_pem)
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_private(args.out, text)
+    return 0
+
+
+def _kubeconfig_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "kubeconfig",
+        help="write a kubeconfig for one user's token in one project",
+        description="Write a kubeconfig whose cluster is a project's control plane "
+        "(<server>/projects/<project>/control-plane) and whose user is the bearer token "
+        "the --token-file (tenantstore serve --token-auth-file) gives USER, so that "
+        "`kubectl --kubeconfig FILE get configmaps` needs no other flag.",
+    )
+    p.add_argument("--project", required=True, help="the project (a DNS-1123 label)")
+    p.add_argument("--user", required=True, help="a user name in the token file")
+    p.add_argument(
+        "--token-file",
+        required=True,
+        metavar="FILE",
+        help='static token file, lines token,user,uid,"group1,group2"',
+    )
+    p.add_argument(
+        "--server",
+        default=DEFAULT_SERVER_URL,
+        metavar="URL",
+        help=f"the server's base URL (default: {DEFAULT_SERVER_URL})",
+    )
+    p.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="the CA that signed the server's certificate (PEM), embedded as "
+        "certificate-authority-data (default: the system's trust store)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here, created with mode 0600 since it holds a token (default: stdout)",
+    )
+
+
 _ANONYMOUS_BANNER = """\
 WARNING: tenantstore serve has no authenticator (no --token-auth-file): every request
 WARNING: on {host} is served as an anonymous system:masters user, in every project and
@@ -574,6 +712,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
     )
     where.add_argument("--db", metavar="PATH", help="the same as --backend sqlite://PATH")
     _, serve_actions = _serve_parser(sub)
+    _kubeconfig_parser(sub)
     p_bench = sub.add_parser("bench", help="measurements")
     bench_sub = p_bench.add_subparsers(dest="bench", required=True)
     p_scale = bench_sub.add_parser(
@@ -646,6 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             sources = apply_environment(args, serve_actions, dict(os.environ))
             return serve(args, sources)
+        if args.command == "kubeconfig":
+            return kubeconfig(args)
     except ConfigError as exc:
         print(f"tenantstore {args.command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG

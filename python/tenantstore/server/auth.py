@@ -47,6 +47,7 @@ __all__ = [
     "authenticate",
     "authorize",
     "project_authorizer",
+    "read_token_file",
 ]
 
 log = logging.getLogger("tenantstore.server.auth")
@@ -107,6 +108,22 @@ def _parse_tokens(text: str, path: str) -> dict[str, User]:
     return users
 
 
+def read_token_file(path: str | os.PathLike[str]) -> dict[str, User]:
+    """Token -> user, in file order, from a static token file; `TokenFileError` (one line
+    naming the file, and the line at fault) for a file that cannot be read or parsed.
+    Public so that tools that hand tokens out (`tenantstore kubeconfig`) read the file
+    exactly as the server does."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise TokenFileError(f"cannot read token file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TokenFileError(f"token file {path} is not UTF-8") from None
+    return _parse_tokens(text, path)
+
+
 class TokenFile:
     """kube-apiserver's static token file, as an authenticator; `reload()` re-reads it
     (the server calls it on SIGHUP; a file that no longer parses keeps the old tokens)."""
@@ -117,14 +134,7 @@ class TokenFile:
         self._users = self._read()
 
     def _read(self) -> dict[str, User]:
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise TokenFileError(f"cannot read token file {self.path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise TokenFileError(f"token file {self.path} is not UTF-8") from None
-        return _parse_tokens(text, self.path)
+        return read_token_file(self.path)
 
     def reload(self) -> bool:
         """Re-read the file; False (and the old tokens kept) if it cannot be read."""
