@@ -146,6 +146,10 @@ def test_the_audit_log_has_a_line_per_request_and_no_bodies(
         "default",
     )
     assert create["latencySeconds"] >= 0
+    with client(server, "wrong-token") as stranger:
+        assert stranger.get(cm_path("p1")).status_code == 401
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert lines[-1]["user"] == "" and lines[-1]["code"] == 401  # failed logins too
     denied = [x for x in lines if x["code"] == 403 and x["project"] == "p2"]
     assert denied and denied[-1]["name"] == "b" and denied[-1]["verb"] == "get"
     assert marker not in audit.read_text()

@@ -313,11 +313,11 @@ class Api:
         elapsed = time.perf_counter() - started
         REQUESTS.labels(verb, resource, str(response.status_code)).inc()
         REQUEST_LATENCY.labels(verb, resource).observe(elapsed)
-        if state.audit is not None and user is not None:
+        if state.audit is not None and (user is not None or response.status_code == 401):
             state.audit.record(
                 AuditEvent(
-                    user=user.name,
-                    groups=user.groups,
+                    user=user.name if user is not None else "",
+                    groups=user.groups if user is not None else (),
                     project=project,
                     verb=k8s_verb(verb),
                     resource=resource,

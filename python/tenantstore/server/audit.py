@@ -1,8 +1,9 @@
 """The audit log: one JSON line per request, as kube-apiserver's `--audit-log-path`.
 
-Each line says who (user, groups), where (project or root), what (verb, resource,
-namespace, name), the outcome (response code) and how long it took. Bodies are never
-logged: objects are tenants' data. The file rotates by size (`maxsize` MiB, keeping
+Each line says who (user, groups; an empty user for a request that failed to
+authenticate), where (project or root), what (verb, resource, namespace, name), the
+outcome (response code) and how long it took (for a watch: until the stream started).
+Bodies are never logged: objects are tenants' data. The file rotates by size (`maxsize` MiB, keeping
 `maxbackup` old files, as kube-apiserver's flags of the same names); `-` writes to stdout.
 """
 
@@ -57,9 +58,10 @@ class AuditLog:
         self._handler = handler
 
     def record(self, event: AuditEvent) -> None:
+        now = time.time()
         line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            + f".{int(time.time() * 1e6) % 1_000_000:06d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + f".{int(now * 1e6) % 1_000_000:06d}Z",
             "user": event.user,
             "groups": list(event.groups),
             "project": event.project,

@@ -36,6 +36,16 @@ class TenantstoreServer(uvicorn.Server):
         self.announce = announce
         self.url = ""
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # Re-read credentials on SIGHUP, as kube-apiserver operators expect; installed
+            # before start-up, so an early SIGHUP cannot end the process. (Only in the main
+            # thread: an embedder running the server in a thread keeps its own handlers.)
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, self.state.reload_credentials
+            )
+        await super().serve(sockets)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.should_exit or not self.servers:
@@ -44,11 +54,6 @@ class TenantstoreServer(uvicorn.Server):
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self.config.ssl_certfile else "http"
         self.url = f"{scheme}://{shown}:{port}"
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            # Re-read credentials on SIGHUP, as kube-apiserver operators expect.
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, self.state.reload_credentials
-            )
         if self.announce:
             cfg = self.state.config
             print(
