@@ -24,6 +24,8 @@ DEFAULT_DB = os.path.join("tenantstore-data", "tenantstore.db")
 DEFAULT_BACKEND = "sqlite://" + DEFAULT_DB
 CONFIGMAPS = "/registry/configmaps"
 ENV_PREFIX = "TENANTSTORE_"
+# `server.metrics.DEFAULT_TOP_PROJECTS`, repeated: the server is imported only by `serve`.
+DEFAULT_TOP_PROJECTS = 10
 # Exit status of every configuration error (argparse's own usage errors use it too).
 EXIT_CONFIG = 2
 # Bound on opening the backend before serving. The etcd driver gives up after 5 s by
@@ -80,6 +82,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
     return value
 
 
@@ -374,6 +386,7 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
         max_watches_per_project=args.max_watches_per_project,
         max_objects_per_project=args.max_objects_per_project,
         max_bytes_per_project=args.max_bytes_per_project,
+        metrics_top_projects=args.metrics_top_projects,
         audit_log=args.audit_log,
         audit_log_maxsize=args.audit_log_maxsize,
         audit_log_maxbackup=args.audit_log_maxbackup,
@@ -645,6 +658,13 @@ def _serve_parser(sub: Any) -> tuple[argparse.ArgumentParser, list[argparse.Acti
         None,
         "comma-separated groups besides system:masters that may read /metrics",
         metavar="GROUPS",
+    )
+    flag(
+        "--metrics-top-projects",
+        DEFAULT_TOP_PROJECTS,
+        "projects /metrics labels by name, the busiest N (0: totals only)",
+        type=_non_negative_int,
+        metavar="N",
     )
     flag(
         "--max-objects-per-project",

@@ -268,6 +268,7 @@ def test_help_shows_every_default_and_variable(tmp_path: Path) -> None:
         "--tls-private-key-file",
         "--client-ca-file",
         "--metrics-group",
+        "--metrics-top-projects",
         "--max-objects-per-project",
         "--max-bytes-per-project",
         "--max-inflight-per-project",

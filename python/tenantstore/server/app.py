@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from starlette.types import Receive, Scope, Send
 
 from ..storage.errors import BadRequestError, NotFoundError, StorageError, to_status
 from ..storage.watch import Watch
-from ..tenancy import StorageFactory, make_factory, project_scope
+from ..tenancy import (
+    ProjectUsage,
+    SharedStorageFactory,
+    StorageFactory,
+    make_factory,
+    project_scope,
+)
 from ..tenancy.factory import KV, open_kv
 from . import discovery, health
 from .audit import AuditEvent, AuditLog
@@ -45,10 +52,27 @@ from .auth import (
     project_authorizer,
 )
 from .connection import DEFAULT_READ_TIMEOUT
-from .fairness import FairShare
-from .handlers import ObjectHandlers, ServerLimits, list_options, parse_bool, parse_int
+from .fairness import FairShare, TooManyRequestsError
+from .handlers import (
+    ObjectHandlers,
+    Quota,
+    QuotaExceededError,
+    ServerLimits,
+    list_options,
+    parse_bool,
+    parse_int,
+)
 from .health import Check, HealthChecks
-from .metrics import REQUEST_LATENCY, REQUESTS, bind_backend, bind_loop
+from .metrics import (
+    DEFAULT_TOP_PROJECTS,
+    REQUEST_LATENCY,
+    REQUESTS,
+    ProjectMetrics,
+    bind_backend,
+    bind_loop,
+    bind_projects,
+    unbind_projects,
+)
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
 from .status import MethodNotAllowedError, json_response, status_response
@@ -88,10 +112,14 @@ class ServerConfig:
     # Groups besides `system:masters` that may read /metrics.
     metrics_groups: tuple[str, ...] = ()
     # -- fair sharing and quotas (None: no limit) --
+    # Quotas count from the shared caches: enforced in shared mode only (per-project
+    # mode has no cross-resource view of a project without a backend round trip).
     max_inflight_per_project: int | None = None
     max_watches_per_project: int | None = None
     max_objects_per_project: int | None = None
     max_bytes_per_project: int | None = None
+    # Projects /metrics labels by name (the busiest N); 0 exports totals only.
+    metrics_top_projects: int = DEFAULT_TOP_PROJECTS
     # -- audit (`-` for stdout); rotation as kube-apiserver's flags --
     audit_log: str | None = None
     audit_log_maxsize: int = 100
@@ -122,6 +150,11 @@ class ServerState:
         self.authenticator = config.resolved_authenticator()
         self.authorizer: Authorizer = config.authorizer or project_authorizer()
         self.fair_share = FairShare(config.max_inflight_per_project, config.max_watches_per_project)
+        # Requests refused by fair sharing (429) or a quota (403): per project (an entry
+        # only for projects refused at least once) and per reason.
+        self.rejected_by_project: Counter[str] = Counter()
+        self.rejected_by_reason: Counter[str] = Counter()
+        self._project_metrics: ProjectMetrics | None = None
         self.audit: AuditLog | None = None
         if config.audit_log is not None:
             self.audit = AuditLog(
@@ -171,8 +204,52 @@ class ServerState:
             await kv.close()
             raise
         self.kv, self.factory = kv, factory
+        quotas = self.config.max_objects_per_project, self.config.max_bytes_per_project
+        if self.usage is None and any(q is not None for q in quotas):
+            log.warning("project quotas are not enforced in %s mode", self.config.mode)
         bind_loop(self.loop)
         bind_backend(kv)
+        self._project_metrics = ProjectMetrics(
+            inflight=self.fair_share.inflight,
+            rejected=self.rejected_by_project,
+            rejected_by_reason=self.rejected_by_reason,
+            usage=self.usage,
+            top=self.config.metrics_top_projects,
+        )
+        bind_projects(self._project_metrics)
+
+    @property
+    def usage(self) -> ProjectUsage | None:
+        """Objects and bytes per project, where the factory keeps them (shared mode)."""
+        factory = self.factory
+        return factory.usage if isinstance(factory, SharedStorageFactory) else None
+
+    def quota(self, project: str | None, prefix: str) -> Quota | None:
+        """The quota of a project's writes, or None when nothing is enforced: no limit
+        is set, per-project mode, or the root scope (the operator's, never limited)."""
+        config, usage = self.config, self.usage
+        if project is None or usage is None:
+            return None
+        if config.max_objects_per_project is None and config.max_bytes_per_project is None:
+            return None
+        return Quota(
+            usage,
+            project,
+            prefix,
+            max_objects=config.max_objects_per_project,
+            max_bytes=config.max_bytes_per_project,
+        )
+
+    def record_rejection(self, project: str | None, err: StorageError) -> None:
+        if isinstance(err, TooManyRequestsError):
+            reason = "too_many_requests"
+        elif isinstance(err, QuotaExceededError):
+            reason = "quota"
+        else:
+            return
+        self.rejected_by_reason[reason] += 1
+        if project is not None:
+            self.rejected_by_project[project] += 1
 
     def reload_credentials(self) -> bool:
         """Re-read the token file (SIGHUP); False when there is none or it did not parse."""
@@ -185,6 +262,7 @@ class ServerState:
             self.audit.close()
         bind_loop(None)
         bind_backend(None)
+        unbind_projects(self._project_metrics)
         if self.factory is not None:
             await self.factory.stop()
             self.factory = None
@@ -300,6 +378,7 @@ class Api:
             if isinstance(response, WatchResponse) and release is not None:
                 response.on_close, release = release, None  # held while the stream runs
         except StorageError as err:
+            state.record_rejection(project, err)
             response = status_response(err)
         except ClientDisconnect:
             # The client went away mid-body: its error, not the server's (no traceback).
@@ -396,8 +475,10 @@ class Api:
         self, request: Request, target: Target, project: str | None, watch: bool
     ) -> Response:
         assert target.resource is not None and self.state.factory is not None
-        storage = self.state.factory.storage(target.resource.prefix)
-        handlers = ObjectHandlers(storage, target, self.state.limits)
+        prefix = target.resource.prefix
+        storage = self.state.factory.storage(prefix)
+        quota = self.state.quota(project, prefix) if request.method != "GET" else None
+        handlers = ObjectHandlers(storage, target, self.state.limits, quota)
         method = request.method
         if target.kind == Kind.COLLECTION:
             if method in ("GET", "HEAD"):

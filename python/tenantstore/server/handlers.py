@@ -6,6 +6,15 @@ private deep copy, so it may edit that one). The server owns uid, creationTimest
 generation and resourceVersion: client values of the first three are ignored on create and
 preserved from the stored object on update; resourceVersion in an update body is a
 precondition (409 Conflict when stale), never stored.
+
+Quotas (`Quota`) are checked just before storage is called, against the per-project
+usage the shared caches keep (`tenancy.ProjectUsage`): no backend round trip, and a
+refused write writes nothing. As Kubernetes' quota admission between two updates of its
+quota status, the check is not atomic with the write: creates of one project running
+concurrently may each pass against the same count and together overshoot the limit, by
+at most the project's concurrent creates (`--max-inflight-per-project` bounds them).
+Sequential writes never overshoot: a write under a quota answers only once the cache has
+counted it (`Quota.settle`), so the client's next request is checked against it.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from ..storage.errors import (
 from ..storage.interface import Object, Storage
 from ..storage.options import ListOptions, Preconditions, ResourceVersionMatch, parse_decimal
 from ..storage.selectors import Predicate
+from ..tenancy import ProjectUsage, object_size
+from .auth import ForbiddenError
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
@@ -45,7 +56,15 @@ from .validation import (
 )
 from .watchstream import typed
 
-__all__ = ["ObjectHandlers", "ServerLimits", "list_options", "parse_bool", "parse_int"]
+__all__ = [
+    "ObjectHandlers",
+    "Quota",
+    "QuotaExceededError",
+    "ServerLimits",
+    "list_options",
+    "parse_bool",
+    "parse_int",
+]
 
 # Server-owned metadata a client cannot set on create.
 _SERVER_FIELDS = (
@@ -72,6 +91,65 @@ class ServerLimits:
         self.max_body_bytes = max_body_bytes
         self.watch_timeout = watch_timeout
         self.read_timeout = read_timeout
+
+
+class QuotaExceededError(ForbiddenError):
+    """A write refused by a project quota (a 403, as Kubernetes' quota admission)."""
+
+
+class Quota:
+    """One project's quota limits, checked against its usage in the shared caches."""
+
+    __slots__ = ("max_bytes", "max_objects", "prefix", "project", "usage")
+
+    def __init__(
+        self,
+        usage: ProjectUsage,
+        project: str,
+        prefix: str,
+        *,
+        max_objects: int | None,
+        max_bytes: int | None,
+    ) -> None:
+        self.usage = usage
+        self.project = project
+        self.prefix = prefix
+        self.max_objects = max_objects
+        self.max_bytes = max_bytes
+
+    def _refuse(self, res: Resource, name: str, what: str, requested: int, used: int) -> None:
+        limited = self.max_objects if what == "objects" else self.max_bytes
+        raise QuotaExceededError(
+            f'{res.label} "{name}" is forbidden: exceeded quota: {what}, '
+            f"requested: {requested}, used: {used}, limited: {limited}",
+            details={"name": name, "group": res.group, "kind": res.plural},
+        )
+
+    def check_create(self, res: Resource, name: str, obj: Object) -> None:
+        used = self.usage.of(self.project)
+        if self.max_objects is not None and used.objects + 1 > self.max_objects:
+            self._refuse(res, name, "objects", 1, used.objects)
+        if self.max_bytes is not None:
+            size = object_size(obj)
+            if used.bytes + size > self.max_bytes:
+                self._refuse(res, name, "bytes", size, used.bytes)
+
+    def check_update(self, res: Resource, name: str, current: Object, new: Object) -> None:
+        """Only growth is checked: an update that shrinks an object (or keeps its size)
+        always passes, even over the limit, so a project over quota can still shed."""
+        if self.max_bytes is None:
+            return
+        growth = object_size(new) - object_size(current)
+        used = self.usage.of(self.project).bytes
+        if growth > 0 and used + growth > self.max_bytes:
+            self._refuse(res, name, "bytes", growth, used)
+
+    async def settle(self, obj: Object | None) -> None:
+        """Answer only once the cache has counted the write that produced `obj`."""
+        meta = obj.get("metadata") if obj is not None else None
+        rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if isinstance(rv, str) and rv.isdigit():
+            await self.usage.settle(self.prefix, int(rv))
 
 
 # -- query parameters ------------------------------------------------------------------
@@ -154,13 +232,20 @@ def _object_error(err: StorageError, res: Resource, name: str) -> StorageError:
 class ObjectHandlers:
     """get / list / create / replace / patch / delete / deletecollection of one request."""
 
-    def __init__(self, storage: Storage, target: Target, limits: ServerLimits) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        target: Target,
+        limits: ServerLimits,
+        quota: Quota | None = None,
+    ) -> None:
         assert target.resource is not None
         self.storage = storage
         self.res: Resource = target.resource
         self.namespace = target.namespace
         self.name = target.name
         self.limits = limits
+        self.quota = quota
 
     def _key(self, name: str | None = None) -> str:
         return self.res.key(self.namespace, name if name is not None else self.name)
@@ -237,12 +322,16 @@ class ObjectHandlers:
             name = generate_name(generate) if generate else meta.get("name")
             name = validate_name(self.res, name)
             obj["metadata"] = {**meta, "name": name}
+            if self.quota is not None:
+                self.quota.check_create(self.res, name, obj)
             try:
                 created = await self.storage.create(self._key(name), obj)
             except AlreadyExistsError as err:
                 if attempt + 1 < attempts:
                     continue
                 raise _object_error(err, self.res, name) from None
+            if self.quota is not None:
+                await self.quota.settle(created)
             return json_response(typed(created, self.res), 201)
         raise AssertionError("unreachable")
 
@@ -299,7 +388,10 @@ class ObjectHandlers:
             raise invalid(self.res, self.name, "metadata.resourceVersion", rv, "must be a string")
 
         def update(current: Object) -> Object:
-            return self._finish_update(current, {**body, "metadata": dict(meta)})
+            new = self._finish_update(current, {**body, "metadata": dict(meta)})
+            if self.quota is not None:
+                self.quota.check_update(self.res, self.name, current, new)
+            return new
 
         try:
             updated = await self.storage.guaranteed_update(
@@ -309,6 +401,8 @@ class ObjectHandlers:
             )
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
+        if self.quota is not None:
+            await self.quota.settle(updated)
         return json_response(typed(updated, self.res))
 
     async def patch(self, request: Request) -> Response:
@@ -336,12 +430,17 @@ class ObjectHandlers:
                     "the object has been modified; please apply your changes to the latest "
                     "version and try again"
                 )
-            return self._finish_update(current, patched)
+            new = self._finish_update(current, patched)
+            if self.quota is not None:
+                self.quota.check_update(self.res, self.name, current, new)
+            return new
 
         try:
             updated = await self.storage.guaranteed_update(self._key(), update)
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
+        if self.quota is not None:
+            await self.quota.settle(updated)
         return json_response(typed(updated, self.res))
 
     async def _delete_options(self, request: Request) -> Preconditions | None:
@@ -370,6 +469,8 @@ class ObjectHandlers:
             deleted = await self.storage.delete(self._key(), preconditions=preconditions)
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
+        if self.quota is not None:
+            await self.quota.settle(deleted)  # so that a create right after may use the room
         return json_response(typed(deleted, self.res))
 
     async def delete_collection(self, request: Request) -> Response:
@@ -391,6 +492,8 @@ class ObjectHandlers:
             except (NotFoundError, ConflictError):
                 continue
             deleted.append(typed(gone, self.res))
+        if self.quota is not None and deleted:
+            await self.quota.settle(deleted[-1])
         body = {
             "kind": self.res.list_kind,
             "apiVersion": self.res.api_version,

@@ -4,7 +4,8 @@
 already live there) and prometheus-client's process collector (RSS, CPU, open fds on
 Linux) come with these. Labels are bounded: verb, resource (`plural` or
 `plural.group`) and code, never the project, so thousands of projects do not mean
-thousands of series.
+thousands of series. The per-project figures (requests in flight, refusals, objects and
+bytes) are totals plus the busiest N projects only (see `ProjectMetrics`).
 
 Process-level gauges are computed at scrape time:
 
@@ -19,15 +20,30 @@ Process-level gauges are computed at scrape time:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import sys
 import threading
 import tracemalloc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from ..tenancy import ProjectUsage
 from ..tenancy.factory import KV
 
-__all__ = ["REQUESTS", "REQUEST_LATENCY", "WATCHES_OPEN", "bind_loop"]
+__all__ = [
+    "DEFAULT_TOP_PROJECTS",
+    "REQUESTS",
+    "REQUEST_LATENCY",
+    "WATCHES_OPEN",
+    "ProjectMetrics",
+    "bind_loop",
+    "bind_projects",
+    "unbind_projects",
+]
 
 REQUESTS = Counter(
     "tenantstore_http_requests_total",
@@ -97,3 +113,126 @@ def bind_backend(kv: KV | None) -> None:
     """Report the open watches of `kv` (the server's KV) from now on; None to unbind."""
     global _backend
     _backend = kv
+
+
+# -- per project, bounded ------------------------------------------------------------
+#
+# One series per project would make /metrics (and every Prometheus storing it) grow with
+# the project count. So each per-project quantity is exported twice: a total without a
+# project label, and the busiest `top` projects labelled by name (`--metrics-top-projects`,
+# 0 for totals only). A project leaves the top-N series when others pass it; the root
+# scope counts in the totals but is not a project, so it is never in the top-N.
+
+DEFAULT_TOP_PROJECTS = 10
+
+
+@dataclass
+class ProjectMetrics:
+    """Where the per-project figures live (the server's state), read at scrape time."""
+
+    inflight: Mapping[str | None, int]
+    rejected: Mapping[str, int]
+    rejected_by_reason: Mapping[str, int]
+    usage: ProjectUsage | None
+    top: int = DEFAULT_TOP_PROJECTS
+
+
+def _top(values: Mapping[str | None, int] | Mapping[str, int], n: int) -> list[tuple[str, int]]:
+    if n <= 0:
+        return []
+    named = ((p, v) for p, v in values.items() if p is not None and v > 0)
+    return heapq.nlargest(n, named, key=lambda pv: (pv[1], pv[0]))
+
+
+class _ProjectCollector(Collector):
+    def describe(self) -> list[Metric]:
+        # Nothing up front: the families exist only while a server is bound.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        source = _projects
+        if source is None:
+            return
+        n = source.top
+        yield from _total_and_top(
+            GaugeMetricFamily,
+            "inflight_requests",
+            "Requests in flight (watch streams not included)",
+            sum(source.inflight.values()),
+            _top(source.inflight, n),
+        )
+        rejected = CounterMetricFamily(
+            "tenantstore_rejected_requests",
+            "Requests refused by fair sharing (reason too_many_requests, a 429) or a project "
+            "quota (reason quota, a 403)",
+            labels=["reason"],
+        )
+        for reason in ("too_many_requests", "quota"):
+            rejected.add_metric([reason], source.rejected_by_reason.get(reason, 0))
+        yield rejected
+        top = CounterMetricFamily(
+            "tenantstore_top_project_rejected_requests",
+            f"Requests refused (429 or quota 403) of the {n} most refused projects",
+            labels=["project"],
+        )
+        for project, value in _top(source.rejected, n):
+            top.add_metric([project], value)
+        yield top
+        usage = source.usage
+        if usage is None:
+            return  # per-project mode: no usage table
+        yield from _total_and_top(
+            GaugeMetricFamily,
+            "objects",
+            "Objects stored, across every resource",
+            sum(usage.objects().values()),
+            _top(usage.objects(), n),
+        )
+        yield from _total_and_top(
+            GaugeMetricFamily,
+            "object_bytes",
+            "Encoded bytes of the objects stored (JSON, without resourceVersion)",
+            sum(usage.bytes().values()),
+            _top(usage.bytes(), n),
+        )
+        yield GaugeMetricFamily(
+            "tenantstore_projects_with_objects",
+            "Projects holding at least one object",
+            value=sum(1 for p in usage.objects() if p is not None),
+        )
+
+
+def _total_and_top(
+    family: type[GaugeMetricFamily],
+    name: str,
+    help: str,
+    total: float,
+    top: list[tuple[str, int]],
+) -> Iterator[Metric]:
+    yield family(f"tenantstore_{name}", f"{help}: all projects and the root scope", value=total)
+    labelled = family(
+        f"tenantstore_top_project_{name}",
+        f"{help}: the projects with the most (--metrics-top-projects of them)",
+        labels=["project"],
+    )
+    for project, value in top:
+        labelled.add_metric([project], value)
+    yield labelled
+
+
+_projects: ProjectMetrics | None = None
+REGISTRY.register(_ProjectCollector())
+
+
+def bind_projects(source: ProjectMetrics | None) -> None:
+    """Report `source`'s per-project figures from now on; None to unbind."""
+    global _projects
+    _projects = source
+
+
+def unbind_projects(source: ProjectMetrics | None) -> None:
+    """Unbind `source` if it is still the one reported (another server may have taken
+    its place in the same process, as in tests)."""
+    global _projects
+    if _projects is source:
+        _projects = None

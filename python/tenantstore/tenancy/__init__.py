@@ -10,6 +10,7 @@ for the root scope); the layers, outermost first:
   `framing.FramingTransformer` and `framing.TenantCodec` carry the storage key to the
   `tenant_map.TenantMap`;
 * `tracker`: the `DeletionTracker` keeping the map bounded by the cache;
+* `usage`: `ProjectUsage`, objects and bytes per project from the caches (quotas);
 * `shared`: `SharedStorageFactory`, the assembly of all of the above per resource;
 * `per_project` and `scope_router`: the per-project architecture, for comparison;
 * `factory`: the wiring the server uses (`open_kv`, `make_factory`).
@@ -37,6 +38,7 @@ from .rewriter import KeyRewriter
 from .scope_router import ScopeRouter
 from .tenant_map import UNMAPPED, TenantMap, object_key
 from .tracker import DeletionTracker
+from .usage import ProjectUsage, Usage, object_size
 
 __all__ = [
     "ALL_PROJECTS",
@@ -48,18 +50,21 @@ __all__ = [
     "KeyDivergedError",
     "KeyRewriter",
     "PerProjectStorageFactory",
+    "ProjectUsage",
     "ScopeError",
     "ScopeRouter",
     "SharedStorageFactory",
     "StorageFactory",
     "TenantCodec",
     "TenantMap",
+    "Usage",
     "all_projects",
     "current_project",
     "current_scope",
     "in_all_projects",
     "make_factory",
     "object_key",
+    "object_size",
     "project_scope",
     "tenant_key_func",
 ]

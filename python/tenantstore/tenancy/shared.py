@@ -8,6 +8,9 @@ Per resource prefix, built once whatever the project count:
             -> kv (shared, not owned)
     + TenantMap (uid -> owner) + DeletionTracker (listener + periodic reconcile)
 
+and, across every resource, one `ProjectUsage` (objects and bytes per project, for
+quotas and metrics) fed by a listener on each cacher.
+
 This module is wiring: it is allowed to import every layer below tenancy, to build them.
 """
 
@@ -31,6 +34,7 @@ from .keyfunc import tenant_admission, tenant_key_func
 from .rewriter import KeyRewriter
 from .tenant_map import TenantMap
 from .tracker import DEFAULT_GRACE, DEFAULT_RECONCILE_INTERVAL, DeletionTracker
+from .usage import ProjectUsage
 
 
 @dataclass(slots=True)
@@ -66,6 +70,8 @@ class SharedStorageFactory:
         self.kv = kv
         self.ready_timeout = ready_timeout
         self._resources: dict[str, _SharedResource] = {}
+        # Objects and bytes per project across every resource (quotas, metrics).
+        self.usage = ProjectUsage()
         labels = {k.rstrip("/"): v for k, v in (resource_labels or {}).items()}
         for prefix in normalize_prefixes(resource_prefixes):
             label = labels.get(prefix)
@@ -95,6 +101,7 @@ class SharedStorageFactory:
                 reconcile_interval=reconcile_interval,
                 grace=reconcile_grace,
             )
+            self.usage.attach(prefix, cacher)
             storage = KeyRewriter(
                 cacher, prefix, resource_label=label, admit=tenant_admission(prefix)
             )
@@ -143,11 +150,15 @@ class SharedStorageFactory:
         self._started = True
         for res in self._resources.values():
             res.tracker.start()
-        await asyncio.gather(
-            *(start_cacher(r.cacher, self.ready_timeout) for r in self._resources.values())
-        )
+        await asyncio.gather(*(self._start_cacher(r) for r in self._resources.values()))
+
+    async def _start_cacher(self, res: _SharedResource) -> None:
+        await start_cacher(res.cacher, self.ready_timeout)
+        # Ready: its first list is in the index, which the usage table counts once.
+        self.usage.seed(res.prefix)
 
     async def stop(self) -> None:
+        self.usage.stop()
         for res in self._resources.values():
             await res.tracker.stop()
             await res.cacher.stop()
