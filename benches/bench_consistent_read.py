@@ -56,6 +56,7 @@ from typing import Any
 
 import httpx
 
+from samples import Samples, percentile
 from tenantstore.bench.processes import EtcdProcess, ServerProcess
 
 CM = "/projects/p1/control-plane/api/v1/namespaces/default/configmaps"
@@ -73,23 +74,9 @@ CONFIGMAPS = 20
 SECRET_NAMES = 20
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
-
-
 @dataclass
-class Cell:
+class Cell(Samples):
     """One (phase, request) cell; samples in seconds, per round (pooled for the report)."""
-
-    rounds: list[list[float]] = field(default_factory=list)
-
-    def pooled(self) -> list[float]:
-        return sorted(x for r in self.rounds for x in r)
-
-    def p(self, q: float) -> float:
-        return _percentile(self.pooled(), q) * 1000
 
 
 @dataclass
@@ -119,8 +106,8 @@ class BackendResult:
                     "samples": len(c.pooled()),
                     "p50_ms": c.p(0.50),
                     "p99_ms": c.p(0.99),
-                    "rounds_p50_ms": [_percentile(sorted(r), 0.5) * 1000 for r in c.rounds],
-                    "rounds_p99_ms": [_percentile(sorted(r), 0.99) * 1000 for r in c.rounds],
+                    "rounds_p50_ms": [percentile(sorted(r), 0.5) * 1000 for r in c.rounds],
+                    "rounds_p99_ms": [percentile(sorted(r), 0.99) * 1000 for r in c.rounds],
                 }
             for consistent, cached in RATIOS:
                 for label, q in (("p50", 0.50), ("p99", 0.99)):

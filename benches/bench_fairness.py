@@ -51,6 +51,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from samples import Samples, percentile
 from tenantstore.bench.processes import ServerProcess
 
 QUIET = "/projects/quiet/control-plane/api/v1/namespaces/default/configmaps"
@@ -60,12 +61,6 @@ NOISY_OBJECTS = 50
 NOISY_HELD = 10  # creates a noisy connection keeps before it deletes instead
 PHASES = ("alone", "noisy")
 TARGET_P99_RATIO = 2.0
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
 # -- a minimal keep-alive HTTP/1.1 client ----------------------------------------------------
@@ -296,18 +291,11 @@ class Noise:
 
 
 @dataclass
-class Phase:
-    rounds: list[list[float]] = field(default_factory=list)
+class Phase(Samples):
     noisy_ok: int = 0
     noisy_rejected: int = 0
     noisy_errors: int = 0
     seconds: float = 0.0
-
-    def pooled(self) -> list[float]:
-        return sorted(x for r in self.rounds for x in r)
-
-    def p(self, q: float) -> float:
-        return _percentile(self.pooled(), q) * 1000
 
 
 @dataclass
@@ -327,7 +315,7 @@ class Variant:
                 "quiet_get_samples": len(data.pooled()),
                 "quiet_get_p50_ms": data.p(0.50),
                 "quiet_get_p99_ms": data.p(0.99),
-                "rounds_p99_ms": [_percentile(sorted(r), 0.99) * 1000 for r in data.rounds],
+                "rounds_p99_ms": [percentile(sorted(r), 0.99) * 1000 for r in data.rounds],
                 "noisy_ok_per_s": data.noisy_ok / secs,
                 "noisy_429_per_s": data.noisy_rejected / secs,
                 "noisy_errors": data.noisy_errors,
