@@ -313,11 +313,6 @@ class ServerState:
             self._shutdown_check(),
         ]
 
-    async def ready(self) -> bool:
-        """Every readiness check passes (what `/readyz` answers 200 to)."""
-        results = await asyncio.gather(*(c.probe() for c in self.readiness_checks()))
-        return all(r is None for r in results)
-
 
 _K8S_VERBS = {"POST": "create", "PUT": "update"}
 
