@@ -375,7 +375,9 @@ class Cacher:
         else:
             start_rv = rv
         queue = QueueWatch(self.watcher_capacity + len(initial))
-        watcher = CacheWatcher(queue, prefix, exact, pred, opts.allow_watch_bookmarks, start_rv)
+        # `progress_notify` asks for bookmarks too, as it does of the store.
+        bookmarks = opts.allow_watch_bookmarks or opts.progress_notify
+        watcher = CacheWatcher(queue, prefix, exact, pred, bookmarks, start_rv)
         for ev in initial:
             queue.send(ev)
         if rv > 0:

@@ -182,8 +182,8 @@ class Storage(Protocol):
         every change after it; `"0"` any recent state as ADDED events, then the changes;
         `"N"` no initial state, every change after revision `N`. Events are never
         skipped or repeated, so a client resumes from the last `resourceVersion` it saw.
-        With `opts.allow_watch_bookmarks`, BOOKMARK events carry the revision reached
-        while nothing changes, so a resume point stays recent.
+        With `opts.allow_watch_bookmarks` (or `opts.progress_notify`), BOOKMARK events
+        carry the revision reached while nothing changes, so a resume point stays recent.
 
         Failures after the watch has started arrive in the stream as a last ERROR event
         carrying a `metav1.Status`, then the stream ends: 410 when `N` is older than the
@@ -194,7 +194,9 @@ class Storage(Protocol):
         the wait; raises `BadRequestError` (400) for a malformed `resource_version` and,
         in the `all_projects()` scope, for anything but a recursive watch of the
         resource prefix. Stop the watch with `stop()` or
-        `async with`: an abandoned one holds its buffer until the storage closes.
+        `async with`: events already queued are still delivered, then the stream ends
+        (as upstream drains a stopped watch's result channel); an abandoned one holds
+        its buffer until the storage closes.
         """
         ...
 

@@ -31,7 +31,8 @@ class ListOptions:
     recursive: bool = False
     predicate: Predicate = EVERYTHING
     allow_watch_bookmarks: bool = False
-    # Watch only: ask the backend for progress notifications (bookmarks) as well.
+    # Watch only: progress notifications from the backend, delivered as BOOKMARKs
+    # whether or not `allow_watch_bookmarks` is set (upstream's etcd3 watcher does so).
     progress_notify: bool = False
 
     def __post_init__(self) -> None:

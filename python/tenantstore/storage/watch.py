@@ -158,8 +158,13 @@ class QueueWatch:
         return len(self._buf)
 
     def stop(self) -> None:
-        """Close from the consumer side: drop what is queued and release the producer."""
-        self._buf = _NO_EVENTS
+        """Close from the consumer side and release the producer: nothing is queued after
+        this, but what was already queued is still delivered, then iteration ends.
+
+        Kubernetes does the same (the cacher's result channel is drained after `Stop`,
+        upstream's `RunTestDelayedWatchDelivery`): a consumer that stops while reading
+        still gets the events it was sent. The buffer is bounded by the capacity and
+        freed with the watch."""
         self._done = True
         self._wake()
         self._run_on_stop()
