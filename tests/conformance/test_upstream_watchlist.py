@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from tenantstore.storage import EventType, ListOptions, ResourceVersionMatch, Watch, WatchEvent
+from tenantstore.storage import (
+    EventType,
+    ListOptions,
+    ResourceVersionMatch,
+    TooLargeResourceVersionError,
+    Watch,
+    WatchEvent,
+)
 from tenantstore.storage.events import INITIAL_EVENTS_END_ANNOTATION
 
 from .conftest import Stack
@@ -298,3 +305,19 @@ async def test_watch_list_stop_ends_stream(stack: Stack) -> None:
     await next_event(w, bookmarks=True)
     w.stop()
     assert await expect_end(w, TIMEOUT) == []
+
+
+async def test_watch_list_from_the_future_is_too_large(stack: Stack) -> None:
+    """A watch-list not older than a revision the store has not reached is a typed 504
+    (retry later), raised before any event, as a list at that revision would be."""
+    current = await stack.store.current_resource_version()
+    opts = ListOptions(
+        resource_version=str(current + 1000),
+        resource_version_match=ResourceVersionMatch.NOT_OLDER_THAN,
+        recursive=True,
+        allow_watch_bookmarks=True,
+        send_initial_events=True,
+    )
+    with pytest.raises(TooLargeResourceVersionError) as err:
+        await stack.store.watch(stack.ns_key("ns"), opts)
+    assert err.value.code == 504
