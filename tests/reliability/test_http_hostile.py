@@ -287,6 +287,7 @@ PARAM_NAMES = [
     "fieldSelector",
     "resourceVersion",
     "resourceVersionMatch",
+    "sendInitialEvents",
     "watch",
     "allowWatchBookmarks",
     "timeoutSeconds",

@@ -13,13 +13,14 @@ import pytest
 from tenantstore.storage import (
     BadRequestError,
     ConflictError,
+    InvalidError,
     ListOptions,
     ObjectList,
     Preconditions,
     Predicate,
     ResourceVersionMatch,
 )
-from tenantstore.storage.options import parse_resource_version
+from tenantstore.storage.options import parse_resource_version, validate_watch_request
 from tenantstore.storage.selectors import EVERYTHING
 
 # -- parse_resource_version ------------------------------------------------------------
@@ -178,3 +179,58 @@ def test_object_list_defaults_are_not_shared() -> None:
     a.items.append({})
     assert b.items == []
     assert (b.resource_version, b.continue_, b.remaining_item_count) == (0, "", None)
+
+
+# -- watch-list options (upstream's `ValidateListOptions`) --------------------------------
+
+NOT_OLDER = ResourceVersionMatch.NOT_OLDER_THAN
+
+
+@pytest.mark.parametrize(
+    ("watch", "send", "match", "continue_"),
+    [
+        (True, True, NOT_OLDER, ""),  # client-go's reflector
+        (True, False, NOT_OLDER, ""),
+        (True, None, ResourceVersionMatch.UNSET, ""),  # the legacy watch
+        (False, None, NOT_OLDER, ""),  # lists keep their own rules
+    ],
+)
+def test_valid_watch_requests_pass(
+    watch: bool, send: bool | None, match: ResourceVersionMatch, continue_: str
+) -> None:
+    validate_watch_request(
+        watch=watch, send_initial_events=send, resource_version_match=match, continue_=continue_
+    )
+
+
+@pytest.mark.parametrize(
+    ("watch", "send", "match", "continue_", "causes"),
+    [
+        (True, True, ResourceVersionMatch.UNSET, "", 1),
+        (True, None, NOT_OLDER, "", 1),
+        (True, True, ResourceVersionMatch.EXACT, "", 2),
+        (True, True, NOT_OLDER, "tok", 1),
+        (False, True, ResourceVersionMatch.UNSET, "", 1),
+    ],
+)
+def test_invalid_watch_requests_are_422_on_list_options(
+    watch: bool, send: bool | None, match: ResourceVersionMatch, continue_: str, causes: int
+) -> None:
+    with pytest.raises(InvalidError) as err:
+        validate_watch_request(
+            watch=watch, send_initial_events=send, resource_version_match=match, continue_=continue_
+        )
+    status = err.value.to_status()
+    assert status["code"] == 422 and status["reason"] == "Invalid"
+    assert status["details"]["kind"] == "ListOptions"
+    assert len(status["details"]["causes"]) == causes
+    assert status["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
+
+
+def test_storage_refuses_an_exact_watch_list() -> None:
+    with pytest.raises(InvalidError):
+        ListOptions(
+            resource_version="5",
+            resource_version_match=ResourceVersionMatch.EXACT,
+            send_initial_events=True,
+        )

@@ -21,11 +21,17 @@ from typing import TYPE_CHECKING
 
 from ..index import Index, IndexSnapshot
 from ..storage import continue_token
-from ..storage.errors import GoneError, not_found
-from ..storage.events import EventType, WatchEvent, error_event
+from ..storage.errors import GoneError, TooLargeResourceVersionError, not_found
+from ..storage.events import EventType, WatchEvent, error_event, initial_events_end
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
 from ..storage.key_schema import check_key
-from ..storage.options import ListOptions, ObjectList, Preconditions, parse_resource_version
+from ..storage.options import (
+    ListOptions,
+    ObjectList,
+    Preconditions,
+    ResourceVersionMatch,
+    parse_resource_version,
+)
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
 from . import metrics
 from .delegator import Delegator
@@ -339,49 +345,132 @@ class Cacher:
     # -- watch ----------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:
         check_key(key, self.prefix)
+        if opts.send_initial_events:
+            return await self._watch_list(key, opts)
         rv_text = opts.resource_version
-        if rv_text == "":
+        with_state = False
+        if opts.send_initial_events is False and rv_text in ("", "0"):
+            # No initial events: the changes after the store's current revision ("") or
+            # after the cache's ("0"), as upstream's `getCommonResourceVersionLockedFunc`.
+            if rv_text == "":
+                rv = await self._freshness.store_revision()
+                await self._freshness.wait_for_watch_start(rv)
+            else:
+                await self._freshness.wait_for(0)
+                rv = self.resource_version
+        elif rv_text == "":
             # "Most recent": the freshest state provable; the cache's own otherwise.
             await self._freshness.consistent()
-            rv = 0
+            rv, with_state = 0, True
         else:
             rv = parse_resource_version(rv_text)
             if rv > 0:
                 await self._freshness.wait_for_watch_start(rv)
             elif not self._freshness.ready.is_set():
                 await self._freshness.wait_for(0)
+            with_state = rv == 0
         exact = not opts.recursive
         prefix = key if exact else continue_token.list_prefix(key)
         if rv > 0 and rv < self.window.floor:
-            w = QueueWatch(1)
-            w.finish(
-                error_event(
-                    GoneError(f"too old resource version: {rv} ({self.window.floor})").to_status()
-                )
-            )
-            return w
+            return _gone_watch(rv, self.window.floor)
         # Build the initial events and register in one step (no await in between), so
         # the watcher gets every later event exactly once.
-        initial: list[WatchEvent] = []
-        pred = opts.predicate
-        if rv == 0:
-            if exact:
-                got = self.index.get_object(key)
-                found = [got] if got is not None else []
-            else:
-                found = [obj for _k, _rv, obj in self.index.range(prefix)]
-            initial = [WatchEvent(EventType.ADDED, o) for o in found if pred.matches(o)]
+        if with_state:
+            initial = self._initial_events(key, prefix, exact, opts)
             start_rv = self.resource_version
+            return self._register(prefix, exact, opts, initial, start_rv, None, replay=False)
+        return self._register(prefix, exact, opts, [], rv, None, replay=True)
+
+    async def _watch_list(self, key: str, opts: ListOptions) -> QueueWatch:
+        """A watch-list: the state not older than `opts.resource_version` as ADDED events,
+        the closing BOOKMARK at the revision that state is consistent at, then the changes
+        after it. Served from the cache, as upstream, whenever the cache can prove it is
+        fresh enough; otherwise (older etcd cannot prove a consistent read, or the cache
+        lags a revision the store has reached) the state comes from one store list,
+        filtered by the key function as any delegated read, and the live events from the
+        cache after that list's revision."""
+        exact = not opts.recursive
+        prefix = key if exact else continue_token.list_prefix(key)
+        rv_text = opts.resource_version
+        from_cache = True
+        if rv_text == "":
+            from_cache = await self._freshness.consistent()
         else:
-            start_rv = rv
-        queue = QueueWatch(self.watcher_capacity + len(initial))
+            rv = parse_resource_version(rv_text)
+            if rv == 0:
+                await self._freshness.wait_for(0)
+            else:
+                try:
+                    await self._freshness.wait_for(rv, self.unproven_wait)
+                except TooLargeResourceVersionError:
+                    if rv > await self._freshness.store_revision():
+                        await self._freshness.wait_for(rv)  # from the future: 504 after the wait
+                    from_cache = self.resource_version >= rv and self._freshness.ready.is_set()
+        if from_cache:
+            initial = self._initial_events(key, prefix, exact, opts)
+            state_rv = self.resource_version
+            return self._register(prefix, exact, opts, initial, state_rv, state_rv, replay=False)
+        listed = self._as_cached(
+            key,
+            opts,
+            await self.store.get_list(
+                key,
+                ListOptions(
+                    resource_version=rv_text,
+                    resource_version_match=ResourceVersionMatch.NOT_OLDER_THAN
+                    if rv_text
+                    else ResourceVersionMatch.UNSET,
+                    recursive=opts.recursive,
+                    predicate=opts.predicate,
+                ),
+            ),
+        )
+        state_rv = listed.resource_version
+        if state_rv < self.window.floor:
+            # The cache re-listed past the store's list meanwhile: its events between the
+            # two are gone, so the client lists again (rare: a re-list during this call).
+            return _gone_watch(state_rv, self.window.floor)
+        initial = [WatchEvent(EventType.ADDED, o) for o in listed.items]
+        return self._register(prefix, exact, opts, initial, state_rv, state_rv, replay=True)
+
+    def _initial_events(
+        self, key: str, prefix: str, exact: bool, opts: ListOptions
+    ) -> list[WatchEvent]:
+        """The cache's current state under `prefix` (or at `key`) as ADDED events."""
+        if exact:
+            got = self.index.get_object(key)
+            found = [got] if got is not None else []
+        else:
+            found = [obj for _k, _rv, obj in self.index.range(prefix)]
+        pred = opts.predicate
+        return [WatchEvent(EventType.ADDED, o) for o in found if pred.matches(o)]
+
+    def _register(
+        self,
+        prefix: str,
+        exact: bool,
+        opts: ListOptions,
+        initial: list[WatchEvent],
+        start_rv: int,
+        initial_end: int | None,
+        *,
+        replay: bool,
+    ) -> QueueWatch:
+        """Queue `initial` (and the watch-list's closing bookmark at `initial_end`), replay
+        the window after `start_rv` if asked, and register the watcher for what follows.
+        Called with no await since the state was read, so no event is missed or repeated."""
+        closing = initial_end is not None and opts.allow_watch_bookmarks
+        queue = QueueWatch(self.watcher_capacity + len(initial) + (1 if closing else 0))
         # `progress_notify` asks for bookmarks too, as it does of the store.
         bookmarks = opts.allow_watch_bookmarks or opts.progress_notify
-        watcher = CacheWatcher(queue, prefix, exact, pred, bookmarks, start_rv)
+        watcher = CacheWatcher(queue, prefix, exact, opts.predicate, bookmarks, start_rv)
         for ev in initial:
             queue.send(ev)
-        if rv > 0:
-            for cev in self.window.since(rv):
+        if closing:
+            assert initial_end is not None
+            queue.send(initial_events_end(initial_end))
+        if replay:
+            for cev in self.window.since(start_rv):
                 if (cev.key == prefix) if exact else cev.key.startswith(prefix):
                     watcher.offer(cev)
         watcher.last_rv = max(watcher.last_rv, start_rv)
@@ -399,6 +488,13 @@ class Cacher:
 
     def __repr__(self) -> str:
         return f"Cacher({self.prefix!r}, objects={len(self.index)}, rv={self.resource_version})"
+
+
+def _gone_watch(rv: int, floor: int) -> QueueWatch:
+    """A watch that only says `rv` is older than the event window (410)."""
+    w = QueueWatch(1)
+    w.finish(error_event(GoneError(f"too old resource version: {rv} ({floor})").to_status()))
+    return w
 
 
 def _scan(

@@ -35,7 +35,13 @@ from ..storage.errors import (
     StorageError,
 )
 from ..storage.interface import Object, Storage
-from ..storage.options import ListOptions, Preconditions, ResourceVersionMatch, parse_decimal
+from ..storage.options import (
+    ListOptions,
+    Preconditions,
+    ResourceVersionMatch,
+    parse_decimal,
+    validate_watch_request,
+)
 from ..storage.selectors import Predicate
 from ..tenancy import ProjectUsage, object_size
 from .auth import ForbiddenError
@@ -186,10 +192,21 @@ def list_options(request: Request, *, watch: bool) -> ListOptions:
         raise BadRequestError(
             f'invalid resourceVersionMatch "{match_text}" (want NotOlderThan or Exact)'
         ) from None
-    if match != ResourceVersionMatch.UNSET and rv == "":
+    # Tri-state, as upstream's `*bool`: absent is the legacy watch, "false" is not.
+    send_initial_events = (
+        parse_bool(request, "sendInitialEvents") if "sendInitialEvents" in q else None
+    )
+    validate_watch_request(
+        watch=watch,
+        send_initial_events=send_initial_events,
+        resource_version_match=match,
+        continue_=q.get("continue", ""),
+    )
+    if not watch and match != ResourceVersionMatch.UNSET and rv == "":
         raise BadRequestError("resourceVersionMatch is forbidden unless resourceVersion is set")
     predicate = Predicate.parse(q.get("labelSelector", ""), q.get("fieldSelector", ""))
     return ListOptions(
+        send_initial_events=send_initial_events,
         resource_version=rv,
         resource_version_match=match,
         limit=0 if watch else (parse_int(request, "limit") or 0),

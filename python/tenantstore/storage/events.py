@@ -38,5 +38,24 @@ def bookmark(resource_version: int, kind: str = "", api_version: str = "") -> Wa
     return WatchEvent(EventType.BOOKMARK, obj)
 
 
+# The annotation on the BOOKMARK that ends a watch-list's initial events (upstream's
+# `metav1.InitialEventsAnnotationKey`): client-go's reflector treats the list as complete
+# when it sees it.
+INITIAL_EVENTS_END_ANNOTATION = "k8s.io/initial-events-end"
+
+
+def initial_events_end(resource_version: int) -> WatchEvent:
+    """The BOOKMARK that tells a watch-list client its initial state is complete and
+    consistent at `resource_version`; it carries nothing but the revision and the
+    annotation, so it says nothing about any scope."""
+    obj: dict[str, Any] = {
+        "metadata": {
+            "resourceVersion": str(resource_version),
+            "annotations": {INITIAL_EVENTS_END_ANNOTATION: "true"},
+        }
+    }
+    return WatchEvent(EventType.BOOKMARK, obj)
+
+
 def error_event(status: dict[str, Any]) -> WatchEvent:
     return WatchEvent(EventType.ERROR, status)

@@ -185,6 +185,19 @@ class Storage(Protocol):
         With `opts.allow_watch_bookmarks` (or `opts.progress_notify`), BOOKMARK events
         carry the revision reached while nothing changes, so a resume point stays recent.
 
+        A watch-list (`opts.send_initial_events=True`, upstream's WatchList) replaces the
+        initial LIST of an informer: the state not older than `opts.resource_version`
+        (`""` the current state, a consistent read; `"0"` any state; `"N"` not older than
+        `N`, even if `N` was compacted) as ADDED events, then, with bookmarks allowed, one
+        BOOKMARK at the revision that state is consistent at, annotated
+        `k8s.io/initial-events-end: "true"` and carrying nothing else, then every change
+        after it. `send_initial_events=False` sends no state: the changes after the
+        current revision (`""`), the cache's (`"0"`) or `N`. The cacher serves both from
+        memory; where it cannot prove a consistent state fresh it reads the state from
+        the store once. Raises `TooLargeResourceVersionError` (504) for an `N` the store
+        has not reached (`ListOptions` itself refuses, when built, `send_initial_events`
+        with `resource_version_match=Exact`: 422).
+
         Failures after the watch has started arrive in the stream as a last ERROR event
         carrying a `metav1.Status`, then the stream ends: 410 when `N` is older than the
         store keeps (compacted) or than the cacher's event window, or when the consumer

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BadRequestError, ConflictError
+from .errors import BadRequestError, ConflictError, InvalidError
 from .selectors import EVERYTHING, Predicate
 
 
@@ -22,6 +22,14 @@ class ListOptions:
 
     `resource_version`: "" = consistent read (list) / current state then changes (watch);
     "0" = any cached state; "N" = at least N (or exactly N with `Exact`).
+
+    `send_initial_events` (watch only; `None` = unset, the legacy watch) asks for a
+    watch-list: with `True` the state not older than `resource_version` arrives as ADDED
+    events, then (with `allow_watch_bookmarks`) a BOOKMARK annotated
+    `k8s.io/initial-events-end: "true"`, then the changes; with `False` only the changes
+    after that state. It is a tri-state, as upstream's `*bool`, because an explicit
+    `False` with `""`/`"0"` starts at the current state where the legacy watch would
+    first replay it.
     """
 
     resource_version: str = ""
@@ -34,6 +42,8 @@ class ListOptions:
     # Watch only: progress notifications from the backend, delivered as BOOKMARKs
     # whether or not `allow_watch_bookmarks` is set (upstream's etcd3 watcher does so).
     progress_notify: bool = False
+    # Watch only: the watch-list (see the class docstring).
+    send_initial_events: bool | None = None
 
     def __post_init__(self) -> None:
         if self.limit < 0:
@@ -46,6 +56,92 @@ class ListOptions:
             "0",
         ):
             raise BadRequestError("resourceVersionMatch=Exact requires a non-zero resourceVersion")
+        if self.send_initial_events is not None and (
+            self.resource_version_match == ResourceVersionMatch.EXACT
+        ):
+            # The initial state is "not older than" by definition; an exact revision's
+            # state cannot be followed by a live stream the cache could promise.
+            raise InvalidError(
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+            )
+
+
+def validate_watch_request(
+    *,
+    watch: bool,
+    send_initial_events: bool | None,
+    resource_version_match: ResourceVersionMatch,
+    continue_: str = "",
+) -> None:
+    """Refuse the option combinations upstream's `ValidateListOptions` refuses, with the
+    same 422 (`Invalid`, kind `ListOptions`, one cause per field error).
+
+    The storage itself accepts a watch-list without a match (upstream's storage tests do
+    exactly that); this is the API's contract with clients, so a client that would get an
+    error from Kubernetes gets the same error here rather than a different answer.
+    """
+    # (field, cause reason, message)
+    errors: list[tuple[str, str, str]] = []
+    forbidden, unsupported = "FieldValueForbidden", "FieldValueNotSupported"
+    match = resource_version_match
+    if not watch:
+        if send_initial_events is not None:
+            errors.append(
+                ("sendInitialEvents", forbidden, "sendInitialEvents is forbidden for list")
+            )
+    else:
+        if send_initial_events is not None and match != ResourceVersionMatch.NOT_OLDER_THAN:
+            errors.append(
+                (
+                    "resourceVersionMatch",
+                    forbidden,
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )
+            )
+        if match != ResourceVersionMatch.UNSET:
+            if send_initial_events is None:
+                errors.append(
+                    (
+                        "resourceVersionMatch",
+                        forbidden,
+                        "resourceVersionMatch is forbidden for watch unless "
+                        "sendInitialEvents is provided",
+                    )
+                )
+            if match != ResourceVersionMatch.NOT_OLDER_THAN:
+                errors.append(
+                    (
+                        "resourceVersionMatch",
+                        unsupported,
+                        f'Unsupported value: "{match.value}": supported values: "NotOlderThan"',
+                    )
+                )
+            if continue_:
+                errors.append(
+                    (
+                        "resourceVersionMatch",
+                        forbidden,
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    )
+                )
+    if not errors:
+        return
+    texts = [
+        f"{field}: {msg}" if reason == unsupported else f"{field}: Forbidden: {msg}"
+        for field, reason, msg in errors
+    ]
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    raise InvalidError(
+        f'ListOptions.meta.k8s.io "" is invalid: {joined}',
+        details={
+            "group": "meta.k8s.io",
+            "kind": "ListOptions",
+            "causes": [
+                {"reason": reason, "message": text.split(": ", 1)[1], "field": field}
+                for (field, reason, _), text in zip(errors, texts, strict=True)
+            ],
+        },
+    )
 
 
 # Revisions are int64 in etcd (and in the Kubernetes API): anything larger is client

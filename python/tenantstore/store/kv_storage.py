@@ -31,7 +31,7 @@ from ..storage.errors import (
     TooLargeResourceVersionError,
     not_found,
 )
-from ..storage.events import EventType, WatchEvent, bookmark, error_event
+from ..storage.events import EventType, WatchEvent, bookmark, error_event, initial_events_end
 from ..storage.interface import Object, UpdateFunc, ValidateDeletion
 from ..storage.key_schema import check_key
 from ..storage.options import (
@@ -385,14 +385,25 @@ class KVStorage:
             start, end = key, key + "\x00"
         watch = QueueWatch(self.watch_capacity)
         initial: list[KeyValue] = []
-        if rv == 0:
-            # "" and "0": the current state as ADDED events, then every change after it.
+        send = opts.send_initial_events
+        # The revision the initial state was read at, for the watch-list's closing bookmark.
+        initial_end: int | None = None
+        if send or (send is None and rv == 0):
+            # The legacy "" and "0", and a watch-list at any `N`: the current state (not
+            # older than `N`) as ADDED events, then every change after it.
             res = await self.kv.range(start, end)
             initial = res.kvs
             while res.more:
                 res = await self.kv.range(initial[-1].key + "\x00", end, revision=res.revision)
                 initial.extend(res.kvs)
+            if rv > res.revision:
+                raise _too_large(rv, res.revision)
             rv = res.revision
+            if send and opts.allow_watch_bookmarks:
+                initial_end = rv
+        elif send is False and rv == 0:
+            # An explicit "no initial events" at "" or "0": the changes after now.
+            rv = await self.kv.current_revision()
         elif (gone := await self._compacted(start, end, rv)) is not None:
             watch.finish(error_event(gone.to_status()))
             return watch
@@ -403,7 +414,8 @@ class KVStorage:
             progress_notify=_bookmarks(opts),
         )
         task = asyncio.get_running_loop().create_task(
-            self._run_watch(watch, kvwatch, initial, opts), name=f"kvstorage-watch {key}"
+            self._run_watch(watch, kvwatch, initial, opts, initial_end),
+            name=f"kvstorage-watch {key}",
         )
         self._watch_tasks.add(task)
         task.add_done_callback(self._watch_tasks.discard)
@@ -433,7 +445,12 @@ class KVStorage:
         return None
 
     async def _run_watch(
-        self, watch: QueueWatch, kvwatch: KVWatch, initial: list[KeyValue], opts: ListOptions
+        self,
+        watch: QueueWatch,
+        kvwatch: KVWatch,
+        initial: list[KeyValue],
+        opts: ListOptions,
+        initial_end: int | None = None,
     ) -> None:
         pred = opts.predicate
         try:
@@ -447,6 +464,8 @@ class KVStorage:
                     continue
                 if pred.matches(obj) and not watch.send(WatchEvent(EventType.ADDED, obj, kv.key)):
                     return
+            if initial_end is not None and not watch.send(initial_events_end(initial_end)):
+                return
             async for ev in kvwatch:
                 try:
                     out = self._translate(ev, opts)
