@@ -123,11 +123,12 @@ class Storage(Protocol):
         the store has compacted away ("The resourceVersion for the provided list is too
         old."); for a continued list its `continue_` is an inconsistent token (rendered as
         the Status' `metadata.continue`) that finishes the list at the current state;
-        `TooLargeResourceVersionError` (504) for an `N` not reached in time; `BadRequestError` (400) for a malformed
-        `resource_version` or `continue` token, a token issued in another scope, and in
-        the `all_projects()` scope for anything but a recursive list of the resource
-        prefix. (`ListOptions` itself refuses, when built, a `continue` token with a
-        `resource_version` other than `""`/`"0"` and a `limit`, and `Exact` without `N`.)
+        `TooLargeResourceVersionError` (504) for an `N` not reached in time;
+        `BadRequestError` (400) for a malformed `resource_version` or `continue` token,
+        a token issued in another scope, and in the `all_projects()` scope for anything
+        but a recursive list of the resource prefix. (`ListOptions` itself refuses,
+        when built, a `continue` token with a `resource_version` other than `""`/`"0"`
+        and a `limit`, and `Exact` without `N`.)
         """
         ...
 
