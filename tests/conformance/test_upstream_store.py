@@ -1119,6 +1119,133 @@ async def test_list_resource_version_match(stack: Stack) -> None:
     assert fourth.items == third.items and fourth.resource_version == third.resource_version
 
 
+async def test_namespace_scoped_list(stack: Stack) -> None:
+    """RunTestNamespaceScopedList: recursive lists of the resource or of one namespace,
+    with field selectors on `metadata.name` / `metadata.namespace` (and upstream's
+    `spec.nodeName` terms as a `node` label selector: see the module docstring)."""
+    Pod = tuple[str, str, str]  # (name, namespace suffix, node or "")
+    cases: list[tuple[str, str, str, str, list[Pod], list[Pod]]] = [
+        # (name, requested namespace, label selector, field selector, input, expected)
+        (
+            "no namespace, no selector",
+            "",
+            "",
+            "",
+            [("foo1", "ns1", ""), ("foo2", "ns2", "")],
+            [("foo1", "ns1", ""), ("foo2", "ns2", "")],
+        ),
+        (
+            "no namespace, metadata.namespace",
+            "",
+            "",
+            "metadata.namespace={t}ns1",
+            [("foo1", "ns1", ""), ("foo1", "ns2", "")],
+            [("foo1", "ns1", "")],
+        ),
+        (
+            "no namespace, node",
+            "",
+            "node=bar1",
+            "",
+            [("foo1", "ns1", "bar1"), ("foo2", "ns2", "bar2")],
+            [("foo1", "ns1", "bar1")],
+        ),
+        (
+            "no namespace, node to filter out",
+            "",
+            "node!=bar1",
+            "",
+            [("foo1", "ns1", "bar1"), ("foo2", "ns2", "bar2")],
+            [("foo2", "ns2", "bar2")],
+        ),
+        (
+            "namespace, no selector",
+            "ns1",
+            "",
+            "",
+            [("foo1", "ns1", ""), ("foo1", "ns2", ""), ("foo2", "ns1", "")],
+            [("foo1", "ns1", ""), ("foo2", "ns1", "")],
+        ),
+        (
+            "namespace, matched metadata.namespace",
+            "ns1",
+            "",
+            "metadata.namespace={t}ns1",
+            [("foo1", "ns1", ""), ("foo1", "ns2", "")],
+            [("foo1", "ns1", "")],
+        ),
+        (
+            "namespace, non-matched metadata.namespace",
+            "ns1",
+            "",
+            "metadata.namespace={t}ns2",
+            [("foo1", "ns1", ""), ("foo1", "ns2", "")],
+            [],
+        ),
+        (
+            "namespace, node",
+            "ns1",
+            "node=bar2",
+            "",
+            [("foo1", "ns1", "bar1"), ("foo1", "ns2", "bar2"), ("foo2", "ns1", "bar2")],
+            [("foo2", "ns1", "bar2")],
+        ),
+        (
+            "no namespace, metadata.name",
+            "",
+            "",
+            "metadata.name=foo1",
+            [("foo1", "ns1", ""), ("foo1", "ns2", ""), ("foo2", "ns1", "")],
+            [("foo1", "ns1", ""), ("foo1", "ns2", "")],
+        ),
+        (
+            "no namespace, metadata.name and namespace",
+            "",
+            "",
+            "metadata.name=foo1,metadata.namespace={t}ns1",
+            [("foo1", "ns1", ""), ("foo2", "ns1", ""), ("foo1", "ns2", "")],
+            [("foo1", "ns1", "")],
+        ),
+        (
+            "no namespace, metadata.name, node to filter out",
+            "",
+            "node!=bar1",
+            "metadata.name=foo1",
+            [
+                ("foo1", "ns1", ""),
+                ("foo2", "ns1", ""),
+                ("foo1", "ns2", "bar1"),
+                ("foo1", "ns3", "bar2"),
+            ],
+            [("foo1", "ns1", ""), ("foo1", "ns3", "bar2")],
+        ),
+        (
+            "namespace, metadata.name, namespace and node",
+            "ns2",
+            "node=bar1",
+            "metadata.name=foo2,metadata.namespace={t}ns2",
+            [("foo1", "ns2", ""), ("foo2", "ns2", "bar1"), ("foo2", "ns3", "bar1")],
+            [("foo2", "ns2", "bar1")],
+        ),
+    ]
+    f = Failures()
+    for i, (name, ns, lsel, fsel, inputs, expected) in enumerate(cases):
+        t = f"t{i}-"
+        made: dict[str, dict[str, Any]] = {}
+        for n, nsx, node in inputs:
+            obj = _p(n, t + nsx, labels={"node": node} if node else None)
+            made[f"{t}{nsx}/{n}"] = await stack.store.create(stack.key(t + nsx, n), obj)
+        key = f"{stack.prefix}/{t}{ns}" if ns else stack.prefix
+        got = await stack.store.get_list(
+            key, ListOptions(recursive=True, predicate=selector(lsel, fsel.format(t=t)))
+        )
+        mine = [o for o in got.items if o["metadata"]["namespace"].startswith(t)]
+        want = [made[f"{t}{nsx}/{n}"] for n, nsx, _node in expected]
+        want.sort(key=lambda o: (o["metadata"]["namespace"], name_of(o)))
+        f.check(name, mine == want, (names(mine), names(want)))
+    f.done()
+
+
 # ----------------------------------------------------------------------------------------
 # guaranteed update
 
