@@ -132,9 +132,11 @@ async def kv_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     """KVStorage directly over the KV: the reference semantics."""
     from tenantstore.store import KVStorage
 
-    store = KVStorage(kv, owns_kv=False)
+    prefix = f"{key_prefix}/pods"
+    # Bound to its resource, as a server's store is (upstream's `RunTestKeySchema`).
+    store = KVStorage(kv, owns_kv=False, resource_prefix=prefix)
     try:
-        yield Stack(name="kv", store=store, bottom=store, kv=kv, prefix=f"{key_prefix}/pods")
+        yield Stack(name="kv", store=store, bottom=store, kv=kv, prefix=prefix)
     finally:
         await store.close()
 
@@ -146,8 +148,8 @@ async def cacher_stack(kv: KV, key_prefix: str) -> AsyncIterator[Stack]:
     from tenantstore.cacher import Cacher
     from tenantstore.store import KVStorage
 
-    kv_store = KVStorage(kv, owns_kv=False, skip_corrupt=True)
     prefix = f"{key_prefix}/pods"
+    kv_store = KVStorage(kv, owns_kv=False, skip_corrupt=True, resource_prefix=prefix)
     cacher = Cacher(kv_store, prefix, bookmark_interval=0.5)
     await cacher.start()
     await asyncio.wait_for(cacher.wait_ready(), 10)

@@ -178,3 +178,49 @@ async def wait_until(
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(interval)
+
+
+# -- upstream store_tests.go ports ----------------------------------------------------------
+
+
+def token_for(stack: Any, rel_key: str, resource_version: int, listed: str = "") -> str:
+    """A continue token as a client builds it with upstream's `EncodeContinue`, resuming at
+    `rel_key` (relative to the resource prefix: `"second/bar\x00"`) in a list of
+    `listed` (relative too; "" for the whole resource).
+
+    The store writes the start key relative to the listed prefix, as upstream does; the
+    tenancy layer writes it relative to the resource prefix with the scope segment in it
+    (`"clusters/p1/second/bar\x00"`: the binding it checks), so on tenancy stacks the
+    token is built that way.
+    """
+    from tenantstore.storage import encode_continue
+
+    nul = rel_key.endswith("\x00")
+    full = stack.bottom_key(f"{stack.prefix}/{rel_key.rstrip(chr(0))}") + ("\x00" if nul else "")
+    probe = f"{stack.prefix}/x"
+    if stack.bottom_key(probe) != probe:
+        base = stack.prefix + "/"
+    else:
+        base = f"{stack.prefix}/{listed}/" if listed else stack.prefix + "/"
+    return encode_continue(full, base, resource_version)
+
+
+async def increase_rv(stack: Any) -> int:
+    """Upstream's `IncreaseRVFunc`: one write outside the resource's key range (the store's
+    revision moves; no object of the resource changes). Returns the new revision."""
+    res = await stack.kv.create(f"{stack.prefix}-bump/{uuid.uuid4()}", b"{}")
+    revision: int = res.revision
+    return revision
+
+
+async def corrupt(stack: Any, key: str, value: bytes = b"{not json") -> int:
+    """Overwrite the stored value of `key` with bytes no codec reads, behind every layer's
+    back (upstream injects a failing transformer instead). Returns the write's revision."""
+    raw, _ = await stack.kv.get(stack.bottom_key(key))
+    assert raw is not None, f"{key} is not stored"
+    res = await stack.kv.update(
+        stack.bottom_key(key), value, expected_mod_revision=raw.mod_revision
+    )
+    assert res.succeeded
+    revision: int = res.revision
+    return revision

@@ -41,7 +41,8 @@ def test_list_prefix_ends_with_a_slash(key: str, want: str) -> None:
 def test_token_is_the_kubernetes_format() -> None:
     tok = encode("/registry/pods/ns/b", PREFIX, 7)
     assert "=" not in tok
-    assert body_of(tok) == {"v": "meta.k8s.io/v1", "rv": 7, "start": "/ns/b"}
+    # Upstream's `EncodeContinue` form: the start key relative to the prefix, no "/".
+    assert body_of(tok) == {"v": "meta.k8s.io/v1", "rv": 7, "start": "ns/b"}
     assert API_VERSION == "meta.k8s.io/v1"
 
 
@@ -85,14 +86,15 @@ def test_encode_of_a_key_that_is_not_utf8_is_internal_error() -> None:
         token({"rv": 1, "start": "/a"}),
         token({"v": API_VERSION, "start": "/a"}),  # no RV
         token({"v": API_VERSION, "rv": 0, "start": "/a"}),
-        token({"v": API_VERSION, "rv": -1, "start": "/a"}),
+        token({"v": API_VERSION, "rv": -2, "start": "/a"}),
         token({"v": API_VERSION, "rv": "1", "start": "/a"}),
         token({"v": API_VERSION, "rv": True, "start": "/a"}),
         token({"v": API_VERSION, "rv": 1.5, "start": "/a"}),
         token({"v": API_VERSION, "rv": 1}),  # no start key
         token({"v": API_VERSION, "rv": 1, "start": ""}),
         token({"v": API_VERSION, "rv": 1, "start": 5}),
-        token({"v": API_VERSION, "rv": 1, "start": "a"}),  # not rooted at the prefix
+        token({"v": API_VERSION, "rv": 1, "start": "//a"}),  # not a clean relative key
+        token({"v": API_VERSION, "rv": 1, "start": "../x"}),  # climbs out, upstream form
         token({"v": API_VERSION, "rv": 1, "start": "/../x"}),  # climbs out of the prefix
         token({"v": API_VERSION, "rv": 1, "start": "/a/../../x"}),
         token({"v": API_VERSION, "rv": 1, "start": "/a/./b"}),
@@ -114,7 +116,16 @@ def test_trailing_nuls_are_allowed() -> None:
 
 
 def test_padded_token_is_accepted() -> None:
-    tok = encode("/registry/pods/ns/bb", PREFIX, 7)
+    tok = encode("/registry/pods/ns/b", PREFIX, 7)  # a length that needs padding
     padded = tok + "=" * (-len(tok) % 4)
     assert padded != tok
-    assert decode(padded, PREFIX) == ("/registry/pods/ns/bb", 7)
+    assert decode(padded, PREFIX) == ("/registry/pods/ns/b", 7)
+
+
+def test_upstream_and_leading_slash_forms_name_the_same_key() -> None:
+    """Upstream writes `"bar\x00"`, tenantstore wrote `"/bar\x00"`: both decode to the
+    same key; `rv: -1` (upstream's inconsistent continuation) is accepted as such."""
+    a = decode(token({"v": API_VERSION, "rv": 3, "start": "ns/a\x00"}), PREFIX)
+    b = decode(token({"v": API_VERSION, "rv": 3, "start": "/ns/a\x00"}), PREFIX)
+    assert a == b == (PREFIX.rstrip("/") + "/ns/a\x00", 3)
+    assert decode(token({"v": API_VERSION, "rv": -1, "start": "ns/a"}), PREFIX)[1] == -1

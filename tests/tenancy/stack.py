@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from tenantstore.backends.kv import KV
 from tenantstore.keys import scoped_key
-from tenantstore.storage import ListOptions, ObjectList, Preconditions, Storage, Watch
+from tenantstore.storage import ListOptions, ObjectList, Preconditions, Stats, Storage, Watch
 from tenantstore.storage.interface import Object, UpdateFunc, ValidateDeletion
 from tenantstore.store import KVStorage
 from tenantstore.tenancy import StorageFactory, make_factory, project_scope
@@ -83,9 +83,15 @@ class ScopedStorage:
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         with project_scope(self.scope):
-            return await self.inner.delete(key, preconditions=preconditions, validate=validate)
+            return await self.inner.delete(
+                key,
+                preconditions=preconditions,
+                validate=validate,
+                ignore_store_read_error=ignore_store_read_error,
+            )
 
     async def watch(self, key: str, opts: ListOptions) -> Watch:
         with project_scope(self.scope):
@@ -94,6 +100,10 @@ class ScopedStorage:
     async def count(self, key: str) -> int:
         with project_scope(self.scope):
             return await self.inner.count(key)
+
+    async def stats(self, key: str) -> Stats:
+        with project_scope(self.scope):
+            return await self.inner.stats(key)
 
     async def current_resource_version(self) -> int:
         return await self.inner.current_resource_version()

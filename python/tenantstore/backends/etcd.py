@@ -721,15 +721,21 @@ class EtcdKV:
         )
         return await self._put_txn(key, value, compare, lease)
 
-    async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
+    async def update(
+        self, key: str, value: bytes, *, expected_mod_revision: int, ttl: int | None = None
+    ) -> TxnResult:
         check_size(check_key(key), check_value(value), self.max_request_bytes)
+        lease = 0
+        if ttl is not None:
+            check_ttl(ttl)
+            lease = await self._client.leases.get(self._client, ttl)
         compare = rpc.Compare(
             key=_key(key),
             target=rpc.Compare.CompareTarget.MOD,
             result=rpc.Compare.CompareResult.EQUAL,
             mod_revision=check_revision(expected_mod_revision, "expected_mod_revision"),
         )
-        return await self._put_txn(key, value, compare, 0)
+        return await self._put_txn(key, value, compare, lease)
 
     async def delete(self, key: str, *, expected_mod_revision: int) -> TxnResult:
         k = _key(key)

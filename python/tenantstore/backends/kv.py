@@ -148,9 +148,12 @@ class KV(Protocol):
         """Put if the key does not exist (etcd: create_revision == 0)."""
         ...
 
-    async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
+    async def update(
+        self, key: str, value: bytes, *, expected_mod_revision: int, ttl: int | None = None
+    ) -> TxnResult:
         """Put if the key's mod_revision is `expected_mod_revision` (> 0: callers create
-        absent keys with `create`). A put detaches any TTL, as in etcd."""
+        absent keys with `create`). A put detaches any TTL, as in etcd, unless `ttl` gives
+        the new value one (an update function's TTL, as upstream's)."""
         ...
 
     async def delete(self, key: str, *, expected_mod_revision: int) -> TxnResult:

@@ -30,6 +30,7 @@ from ..storage.options import (
     ObjectList,
     Preconditions,
     ResourceVersionMatch,
+    Stats,
     parse_resource_version,
 )
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
@@ -251,6 +252,7 @@ class Cacher:
             self._m_list_latency.observe(time.perf_counter() - started)
 
     async def _get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        await self._check_not_compacted(key, opts)
         if await self._delegator.get_list(key, opts):
             return self._as_cached(key, opts, await self.store.get_list(key, opts))
         pred = opts.predicate
@@ -301,10 +303,53 @@ class Cacher:
             items=items, resource_version=list_rv, continue_=token, remaining_item_count=remaining
         )
 
+    async def _check_not_compacted(self, key: str, opts: ListOptions) -> None:
+        """An Exact list (or the legacy paginated list at N) the cache could serve from
+        memory must still fail with 410 once the store has compacted N away, as it would
+        from the store: a one-item probe of the store at N raises `GoneError` then. The
+        cache's own history cannot tell: it never sees compactions.
+
+        A continue token held as a snapshot is checked the same way: once the store has
+        compacted its revision the snapshot is dropped, so the store answers the page
+        (a 410 carrying the inconsistent token the client finishes its list with)."""
+        if opts.continue_:
+            _start, list_rv = continue_token.decode(opts.continue_, continue_token.list_prefix(key))
+            if list_rv in self._snapshots:
+                try:
+                    await self._probe(key, list_rv, opts.recursive)
+                except GoneError:
+                    self._snapshots.pop(list_rv, None)
+            return
+        rv = parse_resource_version(opts.resource_version)
+        match = opts.resource_version_match
+        if rv <= 0 or not (
+            match == ResourceVersionMatch.EXACT
+            or (match == ResourceVersionMatch.UNSET and opts.limit > 0)
+        ):
+            return
+        if rv > self.resource_version:
+            return  # not in the cache yet: the delegator waits or the store answers
+        await self._probe(key, rv, opts.recursive)
+
+    async def _probe(self, key: str, rv: int, recursive: bool) -> None:
+        """Raises `GoneError` if the store has compacted revision `rv` away."""
+        probe = ListOptions(
+            resource_version=str(rv),
+            resource_version_match=ResourceVersionMatch.EXACT,
+            limit=1,
+            recursive=recursive,
+        )
+        await self.store.get_list(key, probe)
+
     async def count(self, key: str) -> int:
         # As upstream: counts are exact, so they come from the store.
         check_key(key, self.prefix)
         return await self.store.count(key)
+
+    async def stats(self, key: str) -> Stats:
+        # Exact, like `count`: the cache leaves out values it cannot decode.
+        check_key(key, self.prefix)
+        return await self.store.stats(key)
 
     async def current_resource_version(self) -> int:
         return await self._freshness.store_revision()
@@ -338,9 +383,15 @@ class Cacher:
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         check_key(key, self.prefix)
-        return await self.store.delete(key, preconditions=preconditions, validate=validate)
+        return await self.store.delete(
+            key,
+            preconditions=preconditions,
+            validate=validate,
+            ignore_store_read_error=ignore_store_read_error,
+        )
 
     # -- watch ----------------------------------------------------------------------
     async def watch(self, key: str, opts: ListOptions) -> QueueWatch:

@@ -354,6 +354,8 @@ class Api:
             # nothing, not even whether its path would have been valid.
             if _HEALTH.match(path) is None:
                 user = await authenticate(state.authenticator, request)
+                # Handlers that need the caller's groups (an unsafe delete) read it here.
+                request.state.user = user
             project, rest = split_project(path)
             target = parse_path(rest, state.registry)
             if target.resource is not None:

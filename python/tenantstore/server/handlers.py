@@ -44,7 +44,7 @@ from ..storage.options import (
 )
 from ..storage.selectors import Predicate
 from ..tenancy import ProjectUsage, object_size
-from .auth import ForbiddenError
+from .auth import MASTERS, ForbiddenError, User
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
@@ -159,6 +159,10 @@ class Quota:
 
 
 # -- query parameters ------------------------------------------------------------------
+
+
+# DeleteOptions' query parameter for deleting an object that cannot be read.
+UNSAFE_DELETE = "ignoreStoreReadErrorWithClusterBreakingPotential"
 
 
 def parse_bool(request: Request, name: str) -> bool:
@@ -481,14 +485,32 @@ class ObjectHandlers:
 
     async def delete(self, request: Request) -> Response:
         _reject_dry_run(request)
+        unsafe = parse_bool(request, UNSAFE_DELETE)
+        if unsafe:
+            self._check_unsafe_delete(request)
         preconditions = await self._delete_options(request)
         try:
-            deleted = await self.storage.delete(self._key(), preconditions=preconditions)
+            deleted = await self.storage.delete(
+                self._key(), preconditions=preconditions, ignore_store_read_error=unsafe
+            )
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
         if self.quota is not None:
             await self.quota.settle(deleted)  # so that a create right after may use the room
         return json_response(typed(deleted, self.res))
+
+    def _check_unsafe_delete(self, request: Request) -> None:
+        """Upstream's `ignoreStoreReadErrorWithClusterBreakingPotential` removes a value
+        nobody can read, without preconditions: only `system:masters` may (upstream asks
+        for the `unsafe-delete-ignore-read-errors` verb, which cluster admins hold), and
+        never as part of a collection delete."""
+        user = getattr(request.state, "user", None)
+        if not isinstance(user, User) or MASTERS not in user.groups:
+            name = user.name if isinstance(user, User) else ""
+            raise ForbiddenError(
+                f'User "{name}" cannot unsafe-delete-ignore-read-errors resource '
+                f'"{self.res.plural}" "{self.name}": only {MASTERS} may'
+            )
 
     async def delete_collection(self, request: Request) -> Response:
         """Delete what a list with the same selectors returns (objects gone meanwhile are

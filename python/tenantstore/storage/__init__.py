@@ -18,8 +18,8 @@ from .errors import (
     to_status,
 )
 from .events import EventType, WatchEvent
-from .interface import Object, Storage, UpdateFunc, ValidateDeletion
-from .options import ListOptions, ObjectList, Preconditions, ResourceVersionMatch
+from .interface import Object, Storage, UpdateFunc, UpdateResult, ValidateDeletion
+from .options import ListOptions, ObjectList, Preconditions, ResourceVersionMatch, Stats
 from .selectors import FieldSelector, LabelSelector, Predicate
 from .watch import QueueWatch, Watch
 
@@ -43,11 +43,13 @@ __all__ = [
     "RequestEntityTooLargeError",
     "ResourceExpiredError",
     "ResourceVersionMatch",
+    "Stats",
     "Storage",
     "StorageError",
     "TooLargeResourceVersionError",
     "UnavailableError",
     "UpdateFunc",
+    "UpdateResult",
     "ValidateDeletion",
     "Watch",
     "WatchEvent",

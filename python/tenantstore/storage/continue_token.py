@@ -1,9 +1,15 @@
 """Continue tokens in the Kubernetes format.
 
 A token is base64url (unpadded) of `{"v":"meta.k8s.io/v1","rv":<list RV>,"start":<key>}`
-where `start` is the key to resume from, relative to the list's key prefix and beginning
-with "/". Decoding is strict: a token that does not round-trip through a path clean (so
-"../" cannot climb out of the listed prefix), has no RV or no start key, or is not
+where `start` is the key to resume from, relative to the list's key prefix, without a
+leading "/" (`"bar\x00"`), exactly as upstream's `storage.EncodeContinue` writes it, so
+tokens minted by Kubernetes tooling and by tenantstore are interchangeable. Decoding also
+accepts a leading "/" (the form tenantstore issued before). `rv: -1` is upstream's
+*inconsistent* token: resume at `start`, but read the current state (a 410 after
+compaction hands one out so the client can finish its list).
+
+Decoding is strict: a token that does not round-trip through a path clean (so "../"
+cannot climb out of the listed prefix), has no RV (0) or no start key, or is not
 base64/JSON at all, is a `BadRequestError`; tokens are client input.
 """
 
@@ -18,6 +24,8 @@ import orjson
 from .errors import BadRequestError, InternalError
 
 API_VERSION = "meta.k8s.io/v1"
+# The `rv` of an inconsistent continuation: resume at the start key, at the current state.
+INCONSISTENT_RV = -1
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -31,7 +39,7 @@ def encode(next_key: str, prefix: str, resource_version: int) -> str:
     base = prefix[:-1] if prefix.endswith("/") else prefix
     if not next_key.startswith(base + "/"):
         raise ValueError(f"next key {next_key!r} is not under the list prefix {prefix!r}")
-    start = next_key[len(base) :]
+    start = next_key[len(base) + 1 :]
     try:
         raw = orjson.dumps({"v": API_VERSION, "rv": resource_version, "start": start})
     except orjson.JSONEncodeError:  # a key that is not valid UTF-8 (from raw backend bytes)
@@ -58,16 +66,25 @@ def decode(token: str, prefix: str) -> tuple[str, int]:
         )
     rv = body.get("rv")
     start = body.get("start")
-    if not isinstance(rv, int) or isinstance(rv, bool) or not 0 < rv < 2**63:
+    if (
+        not isinstance(rv, int)
+        or isinstance(rv, bool)
+        or not (0 < rv < 2**63 or rv == INCONSISTENT_RV)
+    ):
         raise BadRequestError("continue key is not valid: incorrect encoded start resourceVersion")
     if not isinstance(start, str) or not start:
         raise BadRequestError("continue key is not valid: encoded start key empty")
+    # Both forms name the same key: "bar" (upstream's) and "/bar" (tenantstore's before).
+    rel = start[1:] if start.startswith("/") else start
+    path = rel.rstrip("\x00")
     if (
-        "\x00" in start.rstrip("\x00")
-        or not start.startswith("/")
-        or start.startswith("//")
-        or posixpath.normpath(start.rstrip("\x00")) != start.rstrip("\x00")
+        not path
+        or "\x00" in path
+        or rel.startswith("/")
+        or path.startswith("../")
+        or path == ".."
+        or posixpath.normpath("/" + path) != "/" + path
     ):
         raise BadRequestError(f"continue key is not valid: {start!r}")
     base = prefix[:-1] if prefix.endswith("/") else prefix
-    return base + start, rv
+    return base + "/" + rel, rv

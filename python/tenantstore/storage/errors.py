@@ -25,6 +25,7 @@ class StorageError(Exception):
         resource_version: int = 0,
         retry_after_seconds: int | None = None,
         details: dict[str, Any] | None = None,
+        continue_: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -32,13 +33,17 @@ class StorageError(Exception):
         self.resource_version = resource_version
         self.retry_after_seconds = retry_after_seconds
         self.details = details or {}
+        # A continue token the client may resume with (the `metadata.continue` of the
+        # Status): a 410 for a compacted continuation carries an inconsistent one, as
+        # upstream's, so the client can finish its list instead of starting over.
+        self.continue_ = continue_
 
     def to_status(self) -> dict[str, Any]:
         """Render as a `metav1.Status` dict, the body Kubernetes clients expect."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": {"continue": self.continue_} if self.continue_ else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -138,6 +143,17 @@ def to_status(err: BaseException) -> dict[str, Any]:
 
 def not_found(key: str) -> NotFoundError:
     return NotFoundError(f'key "{key}" not found', key=key)
+
+
+# Upstream's message for a list at a revision the store has compacted away.
+LIST_TOO_OLD = "The resourceVersion for the provided list is too old."
+CONTINUE_TOO_OLD = (
+    "The provided continue parameter is too old to display a consistent list result. You "
+    "can start a new list without the continue parameter, or use the continue token in "
+    "this response to retrieve the remainder of the results. Continuing with the provided "
+    "token results in an inconsistent list - objects that were created, modified, or "
+    "deleted between the time the first chunk was returned and now may show up in the list."
+)
 
 
 def too_old(requested: int, oldest: int) -> GoneError:

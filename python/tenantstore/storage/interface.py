@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from .options import ListOptions, ObjectList, Preconditions
+from .options import ListOptions, ObjectList, Preconditions, Stats
 from .watch import Watch
 
 Object = dict[str, Any]
-# update_fn(current) -> new object; may be sync or async. Raising aborts the update.
-UpdateFunc = Callable[[Object], Object | Awaitable[Object]]
+# What an update function returns: the new object, or `(new object, ttl)` to (re)set the
+# object's time to live in seconds (None: no TTL), as upstream's update functions return a
+# `*uint64` TTL beside the object.
+UpdateResult = Object | tuple[Object, int | None]
+# update_fn(current) -> UpdateResult; may be sync or async. Raising aborts the update.
+UpdateFunc = Callable[[Object], UpdateResult | Awaitable[UpdateResult]]
 # validate(current) before a delete; may be sync or async; raise to refuse.
 ValidateDeletion = Callable[[Object], Awaitable[None] | None]
 
@@ -112,13 +116,19 @@ class Storage(Protocol):
         history. As in Kubernetes, an unset match with `N` > 0 and a `limit` means
         `Exact` (the legacy paginated list).
 
-        Raises `GoneError` (410, re-list from scratch) when `Exact` or a `continue` token
-        asks for a revision the store has compacted away; `TooLargeResourceVersionError`
-        (504) for an `N` not reached in time; `BadRequestError` (400) for a malformed
-        `resource_version` or `continue` token, a token issued in another scope, and in
-        the `all_projects()` scope for anything but a recursive list of the resource
-        prefix. (`ListOptions` itself refuses, when built, a `continue` token with a
-        `resource_version` other than `""`/`"0"` and a `limit`, and `Exact` without `N`.)
+        A `continue` token whose `rv` is -1 (upstream's inconsistent continuation)
+        resumes at its key but reads the current state, as a consistent list does.
+
+        Raises `GoneError` (410) when `Exact` or a `continue` token asks for a revision
+        the store has compacted away ("The resourceVersion for the provided list is too
+        old."); for a continued list its `continue_` is an inconsistent token (rendered as
+        the Status' `metadata.continue`) that finishes the list at the current state;
+        `TooLargeResourceVersionError` (504) for an `N` not reached in time;
+        `BadRequestError` (400) for a malformed `resource_version` or `continue` token,
+        a token issued in another scope, and in the `all_projects()` scope for anything
+        but a recursive list of the resource prefix. (`ListOptions` itself refuses,
+        when built, a `continue` token with a `resource_version` other than `""`/`"0"`
+        and a `limit`, and `Exact` without `N`.)
         """
         ...
 
@@ -141,7 +151,14 @@ class Storage(Protocol):
         current object (the cacher passes its cached copy) that saves the first read; if
         it proves stale the store re-reads before anything fails. When `update_fn`
         returns the object unchanged, nothing is written and the current object (with
-        its existing `resourceVersion`) is returned.
+        its existing `resourceVersion`) is returned, unless the stored bytes are not what
+        the codec would write for it now (an older or non-canonical encoding, or a
+        transformer reporting the value stale): then it is rewritten, as upstream does.
+        `metadata.selfLink` is never stored (nor returned), as in Kubernetes since 1.20.
+
+        `update_fn` may return `(obj, ttl)` instead of `obj`: `ttl` (seconds, > 0) makes the
+        written object expire, as `create(..., ttl=)` does; a plain object (or a `None`
+        ttl) writes it without one, since a put detaches any lease.
 
         Raises `NotFoundError` (404) if there is no object, unless `ignore_not_found`
         (then `update_fn({})` creates it); `ConflictError` (409) if `preconditions` (uid,
@@ -157,9 +174,18 @@ class Storage(Protocol):
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         """Delete the object at `key`; return its last state, with `resourceVersion` set
         to the revision of the delete.
+
+        `ignore_store_read_error` is upstream's
+        `ignoreStoreReadErrorWithClusterBreakingPotential`: the one way to remove a value
+        that cannot be decoded (corrupt, or encrypted with a lost key), which every other
+        call refuses with `InternalError`. It deletes without reading, so neither
+        `preconditions` nor `validate` run, and returns only `metadata.resourceVersion`.
+        An object that *can* be read is refused with `ConflictError` (409): use a normal
+        delete, which checks what it removes.
 
         Like an update, a delete only lands on the value it checked: if the object
         changes in between, `preconditions` and `validate(current)` are checked again on
@@ -216,6 +242,11 @@ class Storage(Protocol):
     async def count(self, key: str) -> int:
         """The number of objects under `key`, from the store (never the cache, so it is
         exact). In the `all_projects()` scope, of every project and root."""
+        ...
+
+    async def stats(self, key: str) -> Stats:
+        """How many objects are under `key` and their estimated average stored size, from
+        the store (exact, as `count`), as upstream's `Stats` for a resource."""
         ...
 
     async def current_resource_version(self) -> int:

@@ -208,3 +208,13 @@ class ObjectList:
     # The storage key of each item, where the storage knows them (the store fills it
     # for the cache's reflector; layers above the cache leave it None).
     keys: list[str] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What `Storage.stats()` reports, as upstream's `storage.Stats`: the number of objects
+    and their average size as stored (after the transformer), which Kubernetes uses to
+    estimate the cost of a list before serving it."""
+
+    object_count: int = 0
+    estimated_average_object_size_bytes: int = 0

@@ -21,9 +21,13 @@ from prometheus_client import Counter
 
 from ..backends.kv import KV, CompactedError, KeyValue, KVEvent, KVEventType, KVWatch, prefix_end
 from ..codec import Codec, JSONCodec, resource_version_of
+from ..frames import unframe
 from ..storage import continue_token
 from ..storage.errors import (
+    CONTINUE_TOO_OLD,
+    LIST_TOO_OLD,
     AlreadyExistsError,
+    ConflictError,
     GoneError,
     InternalError,
     InvalidError,
@@ -32,13 +36,14 @@ from ..storage.errors import (
     not_found,
 )
 from ..storage.events import EventType, WatchEvent, bookmark, error_event, initial_events_end
-from ..storage.interface import Object, UpdateFunc, ValidateDeletion
+from ..storage.interface import Object, UpdateFunc, UpdateResult, ValidateDeletion
 from ..storage.key_schema import check_key
 from ..storage.options import (
     ListOptions,
     ObjectList,
     Preconditions,
     ResourceVersionMatch,
+    Stats,
     parse_resource_version,
 )
 from ..storage.watch import DEFAULT_CAPACITY, QueueWatch
@@ -55,6 +60,34 @@ def _strip_rv(obj: Object) -> Object:
     if isinstance(meta, dict) and "resourceVersion" in meta:
         return {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
     return obj
+
+
+def _strip_self_link(obj: Object) -> Object:
+    """`obj` without `metadata.selfLink`: Kubernetes stopped storing and serving it in
+    1.20, and a stored one would be a stale URL the next reader cannot trust."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "selfLink" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "selfLink"}}
+    return obj
+
+
+def _split_update(result: UpdateResult) -> tuple[Object, int | None]:
+    """An update function's result as (object, ttl): it may return `(obj, ttl)`."""
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise InvalidError("an update function returns an object or (object, ttl)")
+        obj, ttl = result
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
+            raise InvalidError("the ttl an update function returns must be a positive int")
+        return obj, ttl
+    return result, None
+
+
+def _body(data: bytes) -> bytes:
+    """The codec bytes inside a value read back, without the storage-key frame a framing
+    transformer adds on the way out (frames never reach the KV)."""
+    split = unframe(data) if data[:1] == b"\x7f" else None
+    return split[1] if split is not None else data
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -104,9 +137,21 @@ class KVStorage:
         return plain, self.transformer.to_storage(plain, key)
 
     def _decode(self, kv: KeyValue, resource_version: int | None = None) -> tuple[Object, bool]:
-        data, stale = self.transformer.from_storage(kv.value, kv.key)
-        rv = kv.mod_revision if resource_version is None else resource_version
-        return self.codec.decode(data, rv), stale
+        obj, stale, _data = self._decode_data(kv, resource_version)
+        return obj, stale
+
+    def _decode_data(
+        self, kv: KeyValue, resource_version: int | None = None
+    ) -> tuple[Object, bool, bytes]:
+        """(object, stale, the transformer's output): a value that cannot be transformed
+        or decoded is an `InternalError` naming its key, as upstream's, never a raw
+        exception (the detail goes to the log: it may describe a key or cipher)."""
+        try:
+            data, stale = self.transformer.from_storage(kv.value, kv.key)
+            rv = kv.mod_revision if resource_version is None else resource_version
+            return self.codec.decode(data, rv), stale, data
+        except Exception as exc:
+            raise _unreadable(kv.key, exc) from None
 
     @staticmethod
     def _check_object(obj: Object) -> None:
@@ -123,6 +168,7 @@ class KVStorage:
             )
         if ttl is not None and ttl <= 0:
             raise InvalidError("ttl must be positive", key=key)
+        obj = _strip_self_link(obj)
         plain, stored = self._encode(key, obj)
         res = await self.kv.create(key, stored, ttl=ttl)
         if not res.succeeded:
@@ -142,6 +188,7 @@ class KVStorage:
         current: KeyValue | None
         obj: Object
         stale = False
+        data = b""
         # A suggestion (the cacher's copy) saves the first read; it may be out of date,
         # so any failure that could be caused by staleness re-reads before giving up.
         is_current = suggestion is None
@@ -158,29 +205,39 @@ class KVStorage:
                     raise not_found(key)
                 obj, stale = {}, False
             elif is_current or current.value:
-                obj, stale = self._decode(current)
+                obj, stale, data = self._decode_data(current)
             try:
                 if preconditions is not None and current is not None:
                     preconditions.check(key, obj)
-                new = await _maybe_await(update_fn(_deep_copy(obj) if current is not None else {}))
+                result = await _maybe_await(
+                    update_fn(_deep_copy(obj) if current is not None else {})
+                )
             except Exception:
                 if not is_current:
                     current, _ = await self.kv.get(key)
                     is_current = True
                     continue
                 raise
+            new, ttl = _split_update(result)
             self._check_object(new)
+            new = _strip_self_link(new)
+            plain, stored = self._encode(key, new)
             if current is not None and not stale and _strip_rv(new) == _strip_rv(obj):
                 if not is_current:
                     current, _ = await self.kv.get(key)
                     is_current = True
                     continue
-                return obj
-            plain, stored = self._encode(key, new)
+                # Unchanged as an object; skip the write only if the stored bytes are
+                # what a write would store (as upstream compares encoded data), so a
+                # non-canonical or outdated encoding is rewritten by the next update.
+                if _body(data) == plain:
+                    return obj
             if current is None:
-                res = await self.kv.create(key, stored)
+                res = await self.kv.create(key, stored, ttl=ttl)
             else:
-                res = await self.kv.update(key, stored, expected_mod_revision=current.mod_revision)
+                res = await self.kv.update(
+                    key, stored, expected_mod_revision=current.mod_revision, ttl=ttl
+                )
             if res.succeeded:
                 return self.codec.decode(plain, res.revision)
             current, is_current = res.current, True
@@ -191,9 +248,12 @@ class KVStorage:
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         self._check_key(key)
         current, _ = await self.kv.get(key)
+        if ignore_store_read_error:
+            return await self._delete_unreadable(key, current)
         while True:
             if current is None:
                 raise not_found(key)
@@ -206,6 +266,29 @@ class KVStorage:
             if res.succeeded:
                 obj["metadata"]["resourceVersion"] = str(res.revision)
                 return obj
+            current = res.current
+
+    async def _delete_unreadable(self, key: str, current: KeyValue | None) -> Object:
+        """Upstream's unsafe delete: remove a value that cannot be decoded, at the
+        revision it was read at. Refused for a value that can be read, so the flag never
+        bypasses preconditions or validation for an ordinary object."""
+        while True:
+            if current is None:
+                raise not_found(key)
+            try:
+                self._decode(current)
+            except InternalError:
+                pass
+            else:
+                raise ConflictError(
+                    "the object can be read: delete it without "
+                    "ignoreStoreReadErrorWithClusterBreakingPotential",
+                    key=key,
+                )
+            res = await self.kv.delete(key, expected_mod_revision=current.mod_revision)
+            if res.succeeded:
+                log.warning("deleted the unreadable value under %s without reading it", key)
+                return {"metadata": {"resourceVersion": str(res.revision)}}
             current = res.current
 
     # -- reads --------------------------------------------------------------------
@@ -241,7 +324,11 @@ class KVStorage:
             if not opts.recursive:
                 raise InvalidError("continue is only supported for recursive lists", key=key)
             start, with_rev = continue_token.decode(opts.continue_, prefix)
-            continuing = True
+            if with_rev == continue_token.INCONSISTENT_RV:
+                # Upstream's inconsistent continuation: the current state from `start`.
+                with_rev = 0
+            else:
+                continuing = True
         elif rv > 0 and (
             match == ResourceVersionMatch.EXACT
             or (match == ResourceVersionMatch.UNSET and opts.limit > 0)
@@ -267,12 +354,16 @@ class KVStorage:
                 res = await self.kv.range(start, end, revision=with_rev, limit=page)
             except CompactedError as exc:
                 if continuing:
+                    # As upstream: hand out an inconsistent token (rv -1) resuming at the
+                    # same key, so the client may finish the list at the current state.
                     raise GoneError(
-                        "The provided continue parameter is too old to display a consistent "
-                        "list result. You can start a new list without the continue parameter.",
+                        CONTINUE_TOO_OLD,
                         resource_version=exc.requested,
+                        continue_=continue_token.encode(
+                            start, prefix, continue_token.INCONSISTENT_RV
+                        ),
                     ) from None
-                raise
+                raise GoneError(LIST_TOO_OLD, resource_version=exc.requested) from None
             if first:
                 first = False
                 if with_rev == 0:
@@ -285,13 +376,20 @@ class KVStorage:
                 # The common unfiltered, unpaginated list: one comprehension, no per-item
                 # bookkeeping (this loop is most of a list's CPU after the KV itself).
                 decode = self.codec.decode
-                if self.transformer is IDENTITY:
-                    items += [decode(kv.value, kv.mod_revision) for kv in res.kvs]
-                else:
-                    from_storage = self.transformer.from_storage
-                    items += [
-                        decode(from_storage(kv.value, kv.key)[0], kv.mod_revision) for kv in res.kvs
-                    ]
+                try:
+                    if self.transformer is IDENTITY:
+                        items += [decode(kv.value, kv.mod_revision) for kv in res.kvs]
+                    else:
+                        from_storage = self.transformer.from_storage
+                        items += [
+                            decode(from_storage(kv.value, kv.key)[0], kv.mod_revision)
+                            for kv in res.kvs
+                        ]
+                except Exception:
+                    # Find the value at fault, for an error naming its key.
+                    for kv in res.kvs:
+                        self._decode(kv)
+                    raise
                 keys += [kv.key for kv in res.kvs]
                 consumed = len(res.kvs)
                 if res.kvs:
@@ -340,6 +438,24 @@ class KVStorage:
         self._check_key(key)
         prefix = continue_token.list_prefix(key)
         return await self.kv.count(prefix, prefix_end(prefix))
+
+    async def stats(self, key: str) -> Stats:
+        """Counted from the values themselves: the KV contract has no size statistics,
+        and a store's stats must be exact (upstream's etcd3 store counts keys as well)."""
+        self._check_key(key)
+        prefix = continue_token.list_prefix(key)
+        start, end = prefix, prefix_end(prefix)
+        count = size = 0
+        res = await self.kv.range(start, end, limit=MAX_PAGE)
+        while True:
+            count += len(res.kvs)
+            size += sum(len(kv.value) for kv in res.kvs)
+            if not res.more or not res.kvs:
+                break
+            res = await self.kv.range(
+                res.kvs[-1].key + "\x00", end, revision=res.revision, limit=MAX_PAGE
+            )
+        return Stats(count, size // count if count else 0)
 
     async def current_resource_version(self) -> int:
         return await self.kv.current_revision()
@@ -549,6 +665,13 @@ CORRUPT_VALUES = Counter(
 def _report_corrupt(key: str, exc: Exception) -> None:
     CORRUPT_VALUES.inc()
     log.error("stored value under %s cannot be decoded, left out: %s", key, exc)
+
+
+def _unreadable(key: str, exc: Exception) -> InternalError:
+    if isinstance(exc, InternalError) and exc.key == key:
+        return exc
+    log.error("stored value under %s cannot be transformed or decoded: %r", key, exc)
+    return InternalError(f'unable to transform or decode the value of key "{key}"', key=key)
 
 
 def _too_large(requested: int, current: int) -> TooLargeResourceVersionError:

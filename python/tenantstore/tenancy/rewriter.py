@@ -16,9 +16,11 @@ count. Beyond the reference:
   reach another's keys, such as the root scope's Secrets from a ConfigMaps storage;
 * continue tokens are bound to the scope that minted them, as in the reference (milo's
   `validateContinue`): the token a client sees carries its resume key relative to the
-  resource prefix, scope segment included (`/clusters/p1/ns/a`), and a token whose key is
-  outside the caller's scoped list prefix is a 400, "continue token does not belong to
-  the current scope", counted in `tenantstore_continue_token_rejections_total{resource}`;
+  resource prefix, scope segment included (`clusters/p1/ns/a`, in upstream's relative
+  form), and a token whose key is outside the caller's scoped list prefix is a 400,
+  "continue token does not belong to the current scope", counted in
+  `tenantstore_continue_token_rejections_total{resource}`; the inconsistent token of a
+  410 after compaction is re-based the same way;
 * errors never show scoped keys: a `StorageError` from below is re-raised as a copy whose
   message, key and details have every `<prefix>/clusters/<project>` / `<prefix>/root`
   replaced by `<prefix>` (the caller's unscoped view), without the original chained; watch
@@ -38,9 +40,9 @@ from ..keys import CLUSTERS_SEGMENT, ROOT_SEGMENT, scoped_key
 from ..storage import continue_token
 from ..storage.errors import BadRequestError, InvalidError, StorageError
 from ..storage.events import EventType, WatchEvent
-from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
+from ..storage.interface import Object, Storage, UpdateFunc, UpdateResult, ValidateDeletion
 from ..storage.key_schema import validate_key
-from ..storage.options import ListOptions, ObjectList, Preconditions
+from ..storage.options import ListOptions, ObjectList, Preconditions, Stats
 from ..storage.watch import Watch
 from . import metrics
 from .context import AllProjects, current_scope
@@ -170,14 +172,23 @@ class KeyRewriter:
         list_prefix = continue_token.list_prefix(scoped)
         if opts.continue_:
             opts = replace(opts, continue_=self._inbound_token(opts.continue_, list_prefix))
-        result = await self._run(self.inner.get_list(scoped, opts))
+        err: StorageError | None = None
+        try:
+            result = await self.inner.get_list(scoped, opts)
+        except StorageError as exc:
+            err = self.scrub_error(exc)
+            if err.continue_:
+                # The inconsistent token of a 410 is bound to the scope like any other.
+                err.continue_ = self._outbound_token(err.continue_, list_prefix)
+        if err is not None:
+            raise err  # outside the handler: the scoped original is not kept as context
         if result.continue_:
             result = replace(result, continue_=self._outbound_token(result.continue_, list_prefix))
         return result
 
     def _outbound_token(self, token: str, list_prefix: str) -> str:
         """The layer below's token, re-based on the resource prefix: its start key then
-        names the scope (`/clusters/p1/...`), which binds the token to it."""
+        names the scope (`clusters/p1/...`), which binds the token to it."""
         start, rv = continue_token.decode(token, list_prefix)
         return continue_token.encode(start, self.prefix + "/", rv)
 
@@ -208,11 +219,11 @@ class KeyRewriter:
         if admit is not None:
             inner_fn = update_fn
 
-            async def update_fn(current: Object) -> Object:
+            async def update_fn(current: Object) -> UpdateResult:
                 updated = inner_fn(current)
-                new = await updated if inspect.isawaitable(updated) else updated
-                admit(scoped, new)
-                return new
+                result = await updated if inspect.isawaitable(updated) else updated
+                admit(scoped, result[0] if isinstance(result, tuple) else result)
+                return result
 
         return await self._run(
             self.inner.guaranteed_update(
@@ -230,10 +241,16 @@ class KeyRewriter:
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         scoped = self._rewrite(key, reading_all=False, recursive=False)
         return await self._run(
-            self.inner.delete(scoped, preconditions=preconditions, validate=validate)
+            self.inner.delete(
+                scoped,
+                preconditions=preconditions,
+                validate=validate,
+                ignore_store_read_error=ignore_store_read_error,
+            )
         )
 
     async def watch(self, key: str, opts: ListOptions) -> Watch:
@@ -244,6 +261,10 @@ class KeyRewriter:
     async def count(self, key: str) -> int:
         scoped = self._rewrite(key, reading_all=True, recursive=True)
         return await self._run(self.inner.count(scoped))
+
+    async def stats(self, key: str) -> Stats:
+        scoped = self._rewrite(key, reading_all=True, recursive=True)
+        return await self._run(self.inner.stats(scoped))
 
     async def current_resource_version(self) -> int:
         return await self.inner.current_resource_version()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..cacher import Cacher
 from ..keys import scope_prefix
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
-from ..storage.options import ListOptions, ObjectList, Preconditions
+from ..storage.options import ListOptions, ObjectList, Preconditions, Stats
 from ..storage.watch import Watch
 from ..store import KVStorage
 from .cacher_setup import start_cacher
@@ -124,15 +124,24 @@ class ScopeRouter:
         *,
         preconditions: Preconditions | None = None,
         validate: ValidateDeletion | None = None,
+        ignore_store_read_error: bool = False,
     ) -> Object:
         target = await self._target()
-        return await target.delete(key, preconditions=preconditions, validate=validate)
+        return await target.delete(
+            key,
+            preconditions=preconditions,
+            validate=validate,
+            ignore_store_read_error=ignore_store_read_error,
+        )
 
     async def watch(self, key: str, opts: ListOptions) -> Watch:
         return await (await self._target()).watch(key, opts)
 
     async def count(self, key: str) -> int:
         return await (await self._target()).count(key)
+
+    async def stats(self, key: str) -> Stats:
+        return await (await self._target()).stats(key)
 
     async def current_resource_version(self) -> int:
         return await self.factory.kv.current_revision()

@@ -135,12 +135,15 @@ class SqliteKV:
         check_ttl(ttl)
         return await self._db.create(key, data, ttl)
 
-    async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> TxnResult:
+    async def update(
+        self, key: str, value: bytes, *, expected_mod_revision: int, ttl: int | None = None
+    ) -> TxnResult:
         check_key(key)
         data = check_value(value)
         check_size(key, data, self.max_request_bytes)
         expected = check_revision(expected_mod_revision, "expected_mod_revision")
-        return await self._db.update(key, data, expected)
+        check_ttl(ttl)
+        return await self._db.update(key, data, expected, ttl)
 
     async def delete(self, key: str, *, expected_mod_revision: int = 0) -> TxnResult:
         check_key(key)

@@ -483,7 +483,9 @@ class SqliteDB:
         result: TxnResult = await self._write(op)
         return result
 
-    async def update(self, key: str, data: bytes, expected: int) -> TxnResult:
+    async def update(
+        self, key: str, data: bytes, expected: int, ttl: int | None = None
+    ) -> TxnResult:
         def op(conn: sqlite3.Connection, rev: int) -> tuple[TxnResult, int]:
             row = conn.execute(_Q_LATEST, (key,)).fetchone()
             if row is None or row[1]:
@@ -491,10 +493,12 @@ class SqliteDB:
             if row[0] != expected:
                 return TxnResult(False, rev, KeyValue(key, row[3], row[2], row[0], row[4])), rev
             new = rev + 1
-            conn.execute(_Q_INSERT, (new, key, 0, 0, row[2], row[0], 0, None, data, row[3]))
+            lease = ttl or 0
+            expires = time.time() + ttl if ttl else None
+            conn.execute(_Q_INSERT, (new, key, 0, 0, row[2], row[0], lease, expires, data, row[3]))
             if row[5] is not None:
                 conn.execute("UPDATE kv_log SET expires = NULL WHERE id = ?", (row[0],))
-            return TxnResult(True, new, KeyValue(key, data, row[2], new)), new
+            return TxnResult(True, new, KeyValue(key, data, row[2], new, lease)), new
 
         result: TxnResult = await self._write(op)
         return result
