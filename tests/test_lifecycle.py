@@ -9,6 +9,8 @@ ends, including by an exception. Each test checks the KV is really closed afterw
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.breakable import BreakableKV
 from tests.etcd_server import EtcdServer
 
 NO_ETCD = bool(os.environ.get("TENANTSTORE_NO_ETCD"))
+PYTHON_SRC = str(Path(__file__).resolve().parents[1] / "python")
 
 
 def _assert_closed_sqlite(kv: SqliteKV) -> None:
@@ -103,3 +106,46 @@ async def test_etcd_async_with_closes_it(etcd_server: EtcdServer) -> None:
         assert await other.ready()
     finally:
         await other.close()
+
+
+_NEVER_CLOSED = """
+import asyncio, sys
+from tenantstore.backends import open_kv
+from tenantstore.storage.options import ListOptions
+from tenantstore.tenancy.context import project_scope
+from tenantstore.tenancy.factory import make_factory
+
+async def main():
+    kv = await open_kv(sys.argv[1])
+    await kv.create("/registry/configmaps/root/ns/b", b"{}")
+    if sys.argv[2] == "stack":
+        factory = make_factory("shared", kv, ["/registry/configmaps"])
+        await factory.start()
+        storage = factory.storage("/registry/configmaps")
+        with project_scope("p1"):
+            meta = {"name": "a", "namespace": "ns", "uid": "u1"}
+            await storage.create("/registry/configmaps/ns/a", {"metadata": meta})
+            await storage.watch("/registry/configmaps", ListOptions(recursive=True))
+    raise RuntimeError("the program ends without closing anything")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("what", ["kv", "stack"])
+def test_a_program_that_never_closes_its_stack_still_exits(tmp_path: Path, what: str) -> None:
+    """`asyncio.run` cancels every task of a program that ends without closing its KV
+    (the SQLite log tailer, the cache's reflector, open watches): each must end when
+    cancelled, or the program hangs at exit instead of reporting its error."""
+    script = tmp_path / "never_closed.py"
+    script.write_text(_NEVER_CLOSED)
+    env = {**os.environ, "PYTHONPATH": PYTHON_SRC}
+    proc = subprocess.run(
+        [sys.executable, str(script), f"sqlite://{tmp_path}/x.db", what],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard: the fixed program exits at once
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "the program ends without closing anything" in proc.stderr

@@ -347,6 +347,7 @@ class Api:
         target: Target | None = None
         release: Callable[[], None] | None = None
         try:
+            _require_host(request.scope)
             raw = request.scope.get("raw_path") or request.url.path.encode()
             path = raw.split(b"?", 1)[0].decode("latin-1")
             # Health endpoints stay open, as in Kubernetes; everything else needs a user,
@@ -560,6 +561,16 @@ class _App(Starlette):
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _require_host(scope: Scope) -> None:
+    """An HTTP/1.1 request without a `Host` header is a 400, as Go's server (and so
+    kube-apiserver) answers it. h11 refuses it itself, httptools passes it on: the answer
+    must not depend on which parser uvicorn picked."""
+    if scope.get("http_version") == "1.1" and not any(
+        name == b"host" for name, _ in scope.get("headers", ())
+    ):
+        raise BadRequestError("missing required Host header")
 
 
 def _watch_requested(query: bytes) -> bool:

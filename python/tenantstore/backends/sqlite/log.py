@@ -242,8 +242,12 @@ class Tailer:
         """Poll as well as wake on local commits: other processes write to the same file
         without telling this one."""
         while not self.source.closed:
+            # `asyncio.timeout`, not `wait_for`: cancelled together with the inner task
+            # `wait_for` makes (as `asyncio.run` does to every task of a program that
+            # never closed its KV), 3.11's `wait_for` never finishes and the exit hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 async with self._lock:
