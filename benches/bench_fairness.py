@@ -3,7 +3,7 @@
 Run (about two minutes; prints a plain-text table)::
 
     python benches/bench_fairness.py
-    python benches/bench_fairness.py --limit 4 --rounds 3 --phase-seconds 15 --out f.json
+    python benches/bench_fairness.py --limit 4,2 --rounds 3 --phase-seconds 15 --out f.json
 
 or through pytest (a smaller run)::
 
@@ -20,7 +20,7 @@ store does not grow). A 429 is answered as client-go does: the connection waits 
 `Retry-After` seconds before its next request (`--ignore-retry-after` retries at once).
 
 Each variant is a fresh server: without `--max-inflight-per-project`, then with it at
-`--limit` (4). Within a variant, rounds alternate two phases, `alone` (noise off) and
+each `--limit` (4; several as `4,2`). Within a variant, rounds alternate two phases, `alone` (noise off) and
 `noisy` (noise on), in alternating order so drift on a shared machine hits both alike.
 The figure of merit is the quiet project's GET p99 with the noise over its p99 without,
 per variant; the target is at most 2x with the limit.
@@ -409,8 +409,9 @@ def bench_variant(name: str, limit: int | None, args: argparse.Namespace, tmp: P
 
 def bench(args: argparse.Namespace) -> list[Variant]:
     variants: list[tuple[str, int | None]] = [("no limit", None)]
-    if args.limit:
-        variants.append((f"--max-inflight-per-project {args.limit}", args.limit))
+    for limit in args.limit:
+        if limit:
+            variants.append((f"--max-inflight-per-project {limit}", limit))
     with tempfile.TemporaryDirectory(prefix="tenantstore-fair-") as d:
         return [
             bench_variant(name, limit, args, Path(d) / f"variant-{i}")
@@ -461,7 +462,12 @@ def table(results: list[Variant], args: argparse.Namespace) -> str:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--limit", type=int, default=4, help="--max-inflight-per-project (0: skip)")
+    ap.add_argument(
+        "--limit",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[4],
+        help="--max-inflight-per-project, or several (4,2): one variant each (0: none)",
+    )
     ap.add_argument("--connections", type=int, default=16, help="noisy connections")
     ap.add_argument("--noise-procs", type=int, default=2, help="processes they run in")
     ap.add_argument("--ignore-retry-after", action="store_true", help="retry 429s at once")
