@@ -20,8 +20,9 @@ store does not grow). A 429 is answered as client-go does: the connection waits 
 `Retry-After` seconds before its next request (`--ignore-retry-after` retries at once).
 
 Each variant is a fresh server: without `--max-inflight-per-project`, then with it at
-each `--limit` (4; several as `4,2`). Within a variant, rounds alternate two phases, `alone` (noise off) and
-`noisy` (noise on), in alternating order so drift on a shared machine hits both alike.
+each `--limit` (4; several as `4,2`). Within a variant, rounds alternate two phases,
+`alone` (noise off) and `noisy` (noise on), in alternating order so drift on a shared
+machine hits both alike.
 The figure of merit is the quiet project's GET p99 with the noise over its p99 without,
 per variant; the target is at most 2x with the limit.
 
