@@ -554,12 +554,25 @@ class _App(Starlette):
         self._api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _missing_host(scope):
+            response = status_response(BadRequestError("missing required Host header"))
+            await response(scope, receive, send)
+            return
         if scope["type"] == "http" and _watch_requested(scope.get("query_string", b"")):
             scope["app"] = self
             response = await self._api.handle(Request(scope, receive))
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _missing_host(scope: Scope) -> bool:
+    """An HTTP/1.1 request without `Host`, which RFC 9112 says to answer with 400 (Go's
+    server, hence kube-apiserver, does). h11 refuses it itself; httptools passes it on,
+    so the check lives here, the same under every parser."""
+    if scope.get("http_version") != "1.1":
+        return False
+    return not any(name == b"host" for name, _ in scope.get("headers", ()))
 
 
 def _watch_requested(query: bytes) -> bool:
