@@ -1,7 +1,7 @@
 """HTTP-stack measurements behind `tenantstore bench http|floor|watches|memory`.
 
 * `http`: requests/s of the same application under h11 + asyncio, httptools + uvloop
-  (uvicorn) and granian, side by side: `/healthz`, GET and LIST, cells alternated.
+  (uvicorn) and granian, side by side: `/livez`, `/healthz`, GET and LIST, cells alternated.
 * `floor`: a LIST of 500 ConfigMaps and a GET against a precomputed body of the same
   bytes served by the same server process (`asgi_child`'s static route).
 * `watches`: RSS per open watch connection, one watch per project, per stack.
@@ -312,12 +312,13 @@ def stacks_of(args: argparse.Namespace) -> list[str]:
 # -- tenantstore bench http ----------------------------------------------------------------
 
 
-HTTP_OPS = ("healthz", "GET rv=0", "GET", "LIST rv=0", "LIST")
+# `/livez` is the HTTP floor (a loop ping); `/healthz` runs the backend checks afresh.
+HTTP_OPS = ("livez", "healthz", "GET rv=0", "GET", "LIST rv=0", "LIST")
 
 
 def _op_paths(op: str, projects: int, objects: int) -> list[str]:
-    if op == "healthz":
-        return ["/healthz"]
+    if op in ("livez", "healthz"):
+        return [f"/{op}"]
     rv = "?resourceVersion=0" if op.endswith("rv=0") else ""
     paths = []
     for o in range(objects):

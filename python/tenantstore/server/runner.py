@@ -8,7 +8,7 @@ also does not re-raise the captured signal after a clean shutdown (uvicorn's def
 which would turn a graceful SIGTERM into exit status 143): the process exits 0.
 
 The HTTP parser and the event loop default to httptools and uvloop (uvicorn's `standard`
-extras, dependencies of this package): measured side by side, they serve 2 to 2.7 times
+extras, dependencies of this package): measured side by side, they serve 1.3 to 2.7 times
 the requests/s of h11 and asyncio (BENCHMARKS.md, "HTTP stack"). Where they cannot be
 installed (no wheel for the platform), `auto` falls back to h11 and asyncio, which are
 always there; `--http`/`--loop` (`TENANTSTORE_HTTP`, `TENANTSTORE_LOOP`) choose explicitly.
