@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +222,43 @@ def test_sighup_reloads_and_sigterm_ends_watches(tmp_path: Path, stack: tuple[st
         assert len(ended) == 1 and orjson.loads(ended[0][0])["type"] == "ADDED"
     finally:
         proc.stop()
+
+
+def test_auto_falls_back_to_h11_and_asyncio_without_the_extras(tmp_path: Path) -> None:
+    """Where httptools and uvloop cannot be imported (blocked here as a platform without
+    wheels would lack them), `tenantstore serve` still starts, on h11 and asyncio, and an
+    explicit `--http httptools` is a one-line configuration error, not a traceback."""
+    block = "import sys; sys.modules['httptools'] = None; sys.modules['uvloop'] = None; "
+    run = "from tenantstore.cli import main; sys.exit(main(sys.argv[1:]))"
+    backend = f"sqlite://{tmp_path / 'store.db'}"
+    explicit = subprocess.run(
+        [sys.executable, "-c", block + run, "serve", "--backend", backend, "--http", "httptools"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert explicit.returncode == 2, explicit.stderr
+    assert "httptools package is not installed" in explicit.stderr
+    assert "Traceback" not in explicit.stderr
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", block + run, "serve", "--port", "0", "--backend", backend],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        match = None
+        for _ in range(600):  # poll the log for the startup line; no timing bound asserted
+            match = re.search(r"tenantstore serving on (http://\S+)", log.read_text())
+            if match or proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert match, log.read_text()
+        assert "http h11, loop asyncio)" in log.read_text()
+        with httpx.Client(base_url=match.group(1), timeout=30) as client:
+            assert client.post(P1_CM, json={"metadata": {"name": "fb"}}).status_code == 201
+            assert client.get(f"{ROOT_CM}/fb").status_code == 404
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, log.read_text()
