@@ -337,6 +337,12 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
         raise ConfigError(f"{exc}{via('backend')}") from None
     from .server import ServerConfig, create_app, make_server
     from .server.registry import RegistryError, ResourceRegistry
+    from .server.runner import resolve_http, resolve_loop
+
+    try:
+        http, loop = resolve_http(args.http), resolve_loop(args.loop)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}{via('http')}{via('loop')}") from None
 
     try:
         registry = ResourceRegistry.with_builtins(args.resources)
@@ -402,6 +408,8 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        http=http,
+        loop=loop,
     )
     server.run()
     return 0 if server.started else 1
@@ -632,6 +640,18 @@ def _serve_parser(sub: Any) -> tuple[argparse.ArgumentParser, list[argparse.Acti
     )
     flag("--access-log", False, "log every request", action="store_true")
     flag(
+        "--http",
+        "auto",
+        "HTTP/1.1 parser: auto is httptools where installed, else h11",
+        choices=["auto", "httptools", "h11"],
+    )
+    flag(
+        "--loop",
+        "auto",
+        "event loop: auto is uvloop where installed, else asyncio",
+        choices=["auto", "uvloop", "asyncio"],
+    )
+    flag(
         "--token-auth-file",
         None,
         'static tokens, kube-apiserver\'s format: lines token,user,uid,"group1,group2"; '
@@ -774,6 +794,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
     from .bench.options import add_arguments as add_load_arguments
 
     add_load_arguments(p_load)
+    from .bench.httpstack import add_parsers as add_http_benches
+
+    add_http_benches(bench_sub)
     return parser, serve_actions
 
 
@@ -795,6 +818,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench.load import main as load_main
 
             return load_main(args)
+        if args.bench != "scale":
+            from .bench.httpstack import main as http_main
+
+            return http_main(args)
         from .bench.scale import main as scale_main
 
         return scale_main(args)

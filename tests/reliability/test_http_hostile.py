@@ -452,10 +452,6 @@ def test_path_oddities_are_4xx_and_never_leak(
     assert_serving(serve, http)
 
 
-def _items(body: bytes) -> list[str]:
-    return [item["metadata"]["name"] for item in orjson.loads(body)["items"]]
-
-
 def test_raw_byte_and_huge_paths(serve: ServeProcess, http: httpx.Client) -> None:  # noqa: F811
     targets = [
         b"/projects/h\xc3\xa9/control-plane/api/v1/configmaps",
@@ -467,24 +463,26 @@ def test_raw_byte_and_huge_paths(serve: ServeProcess, http: httpx.Client) -> Non
         b"*",
         b"projects/other/control-plane/api/v1/configmaps",
     ]
-    # The absolute form is valid HTTP/1.1 (RFC 9112 3.2.2: a server must accept it) and
-    # Go's server, so kube-apiserver, serves it; h11 refuses it. Either answer is fine, as
-    # long as a served one is exactly what its path answers: the host part changes nothing.
-    absolute = b"http://evil.example/projects/other/control-plane/api/v1/configmaps"
-    status, raw = raw_request(
-        serve.url, b"GET " + absolute + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    if status == 200:
-        served = http.get("/projects/other/control-plane/api/v1/configmaps")
-        body = raw.split(b"\r\n\r\n", 1)[1]
-        assert _items(body) == _items(served.content)
-    else:
-        assert_clean_4xx(status, raw)
     for target in targets:
         status, raw = raw_request(
             serve.url, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         assert_clean_4xx(status, raw)
+        assert_no_leak(raw)
+    # The absolute form (RFC 9112 3.2.2), which servers must accept: h11 leaves the whole
+    # URI as the path (a 404), httptools serves its path, as Go's server does. Either
+    # way the URI's host never selects anything: the answer is the path's own.
+    path = "/projects/other/control-plane/api/v1/configmaps"
+    status, raw = raw_request(
+        serve.url, f"GET http://evil.example{path} HTTP/1.1\r\nHost: x\r\n{CLOSE}".encode()
+    )
+    assert status is not None and status < 500, raw[:300]
+    if status == 200:  # the path's own project, so its marker is expected: same items
+        items = orjson.loads(raw.split(b"\r\n\r\n", 1)[1])["items"]
+        assert [o["metadata"]["name"] for o in items] == [
+            o["metadata"]["name"] for o in http.get(path).json()["items"]
+        ]
+    else:
         assert_no_leak(raw)
     assert_serving(serve, http)
 

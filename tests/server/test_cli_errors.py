@@ -262,6 +262,8 @@ def test_help_shows_every_default_and_variable(tmp_path: Path) -> None:
         "--request-read-timeout",
         "--log-level",
         "--access-log",
+        "--http",
+        "--loop",
         "--token-auth-file",
         "--insecure-allow-anonymous",
         "--tls-cert-file",

@@ -347,7 +347,6 @@ class Api:
         target: Target | None = None
         release: Callable[[], None] | None = None
         try:
-            _require_host(request.scope)
             raw = request.scope.get("raw_path") or request.url.path.encode()
             path = raw.split(b"?", 1)[0].decode("latin-1")
             # Health endpoints stay open, as in Kubernetes; everything else needs a user,
@@ -555,6 +554,10 @@ class _App(Starlette):
         self._api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _missing_host(scope):
+            response = status_response(BadRequestError("missing required Host header"))
+            await response(scope, receive, send)
+            return
         if scope["type"] == "http" and _watch_requested(scope.get("query_string", b"")):
             scope["app"] = self
             response = await self._api.handle(Request(scope, receive))
@@ -563,14 +566,13 @@ class _App(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def _require_host(scope: Scope) -> None:
-    """An HTTP/1.1 request without a `Host` header is a 400, as Go's server (and so
-    kube-apiserver) answers it. h11 refuses it itself, httptools passes it on: the answer
-    must not depend on which parser uvicorn picked."""
-    if scope.get("http_version") == "1.1" and not any(
-        name == b"host" for name, _ in scope.get("headers", ())
-    ):
-        raise BadRequestError("missing required Host header")
+def _missing_host(scope: Scope) -> bool:
+    """An HTTP/1.1 request without `Host`, which RFC 9112 says to answer with 400 (Go's
+    server, hence kube-apiserver, does). h11 refuses it itself; httptools passes it on,
+    so the check lives here, the same under every parser."""
+    if scope.get("http_version") != "1.1":
+        return False
+    return not any(name == b"host" for name, _ in scope.get("headers", ()))
 
 
 def _watch_requested(query: bytes) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "with_header_deadline"]
 
@@ -22,9 +22,14 @@ DEFAULT_READ_TIMEOUT = 30.0
 
 
 def with_header_deadline(
-    timeout: float, base: type[asyncio.Protocol] = AutoHTTPProtocol
+    timeout: float, base: type[asyncio.Protocol] = H11Protocol
 ) -> type[asyncio.Protocol]:
-    """`base` (uvicorn's HTTP protocol) closing connections whose headers are late."""
+    """`base` (uvicorn's HTTP protocol) closing connections whose headers are late.
+
+    Works for both of uvicorn's parsers: each sets `self.cycle` while it parses the
+    headers of a request (h11 on its `Request` event, httptools in `on_headers_complete`,
+    both from inside `data_received`), so "no cycle, or a finished one" after
+    `data_received` means the next request's headers are still awaited."""
 
     class HeaderDeadlineProtocol(base):  # type: ignore[valid-type,misc]
         _deadline: asyncio.TimerHandle | None = None

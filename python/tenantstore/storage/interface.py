@@ -55,9 +55,11 @@ class Storage(Protocol):
     **`resource_version`** (a decimal string; anything else is `BadRequestError`, 400)
     says how fresh a read must be, as in the Kubernetes API:
 
-    * `""`: the most recent state, a consistent read. The cacher answers it from memory
-      only once it has proved it is at the store's current revision (a progress
-      notification from the backend); otherwise the store answers.
+    * `""`: the most recent state, a consistent read. The cacher sends a `get` to the
+      store, as upstream's does (one point read costs less than proving a cache that
+      every project writes to fresh); it answers a list from memory only once it has
+      proved it is at the store's current revision (a progress notification from the
+      backend), otherwise the store answers.
     * `"0"`: any state; the cacher answers from memory, however far behind.
     * `"N"`: a state not older than revision `N`. The cacher waits (up to its
       `wait_timeout`, 3 s by default) to reach `N`, then fails with
