@@ -51,9 +51,13 @@ async def test_same_name_in_each_scope_is_separate(
     factory: SharedStorageFactory, prefix: str
 ) -> None:
     store = factory.storage(prefix)
+    last = 0
     for project in ("p1", "p2", None):
         with project_scope(project):
-            await store.create(f"{prefix}/ns/a", obj("a", who=str(project)))
+            created = await store.create(f"{prefix}/ns/a", obj("a", who=str(project)))
+            last = int(created["metadata"]["resourceVersion"])
+    # Consistent GETs read the store, so wait for the cache before looking into it.
+    await factory.cacher(prefix).wait_for_revision(last)
     for project in ("p1", "p2", None):
         with project_scope(project):
             got = await store.get(f"{prefix}/ns/a")

@@ -124,6 +124,13 @@ class Cacher:
         """Wait for the first list (callers bound it with asyncio.timeout)."""
         await self._freshness.ready.wait()
 
+    async def wait_for_revision(self, rv: int, timeout: float | None = None) -> None:
+        """Wait until the cache has applied revision `rv` (504 after `timeout`, by
+        default `wait_timeout`): a write's revision, so that what the cache serves next
+        includes it. Reads at `rv` do this themselves; this is for callers that look
+        into the cache directly (its index, its listeners)."""
+        await self._freshness.wait_for(rv, timeout)
+
     async def ready(self) -> bool:
         return self._freshness.ready.is_set()
 
