@@ -85,6 +85,7 @@ log = logging.getLogger("tenantstore.server")
 
 DEFAULT_BACKEND = "sqlite://" + os.path.join("tenantstore-data", "tenantstore.db")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_METHOD_SET = frozenset(_METHODS)
 # /healthz, /livez, /readyz (and /readyz/<check>), at the root or in a project.
 _HEALTH = re.compile(r"^(?:/projects/[^/]*/control-plane)?/(?:healthz|livez|readyz)(?:/[^/]*)?/?$")
 
@@ -540,13 +541,14 @@ def create_app(
 
 
 class _App(Starlette):
-    """Starlette, except that watch requests skip its middleware and router.
+    """Starlette, except that requests skip its middleware and router.
 
-    Every request is answered by `Api.handle`, which renders every error itself. For a
-    watch the response then streams for minutes to hours, and on the ordinary path a
-    dozen suspended middleware and routing frames stay alive under it: about 6 KiB per
-    open watch, measured (the scale harness's heap per project). Here the stream runs
-    directly under the ASGI call.
+    Every request is answered by `Api.handle`, which renders every error itself, so the
+    dozen middleware and routing frames between the server and it add nothing but cost:
+    for a watch, whose response streams for minutes to hours, about 6 KiB per open watch
+    (the scale harness's heap per project); for every other request, about a tenth of
+    the server's CPU under a write load (`benches/bench_writes.py --profile`). Only a
+    method `Api` does not serve takes Starlette's path, for its 405.
     """
 
     def __init__(self, api: Api, **kwargs: Any) -> None:
@@ -558,7 +560,7 @@ class _App(Starlette):
             response = status_response(BadRequestError("missing required Host header"))
             await response(scope, receive, send)
             return
-        if scope["type"] == "http" and _watch_requested(scope.get("query_string", b"")):
+        if scope["type"] == "http" and scope["method"] in _METHOD_SET:
             scope["app"] = self
             response = await self._api.handle(Request(scope, receive))
             await response(scope, receive, send)
@@ -573,13 +575,3 @@ def _missing_host(scope: Scope) -> bool:
     if scope.get("http_version") != "1.1":
         return False
     return not any(name == b"host" for name, _ in scope.get("headers", ()))
-
-
-def _watch_requested(query: bytes) -> bool:
-    """`watch=1`/`watch=true` in the query (anything else takes the ordinary path, where
-    `Api.handle` parses and validates it the same way)."""
-    for part in query.split(b"&"):
-        name, _, value = part.partition(b"=")
-        if name == b"watch" and value in (b"1", b"true", b"True"):
-            return True
-    return False
