@@ -102,6 +102,10 @@ _ERR_COMPACTED: Final = "required revision has been compacted"
 _ERR_FUTURE_REV: Final = "required revision is a future revision"
 
 
+def _keys_only(k: bytes) -> Any:
+    return rpc.RangeRequest(key=k, keys_only=True)
+
+
 def _key(key: object, what: str = "key") -> bytes:
     return check_key(key, what).encode("utf-8", "surrogateescape")
 
@@ -687,23 +691,23 @@ class EtcdKV:
         current = _kv(rng.kvs[0]) if rng is not None and rng.kvs else None
         return TxnResult(False, int(resp.header.revision), current)
 
-    async def _put_txn(self, key: str, value: bytes, compare: Any, lease: int) -> TxnResult:
+    async def _put_txn(
+        self, key: str, value: bytes, compare: Any, lease: int, *, creating: bool = False
+    ) -> TxnResult:
         k = _key(key)
         value = check_value(value)
-        resp = await self._txn(
-            [compare],
-            [
-                rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease)),
-                # The new key's create_revision without echoing the value back.
-                rpc.RequestOp(request_range=rpc.RangeRequest(key=k, keys_only=True)),
-            ],
-            k,
-        )
+        put = rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease))
+        # A create's key is created by this very put: its create_revision is the write's.
+        # An update reads it back in the same transaction, without echoing the value.
+        ops = [put] if creating else [put, rpc.RequestOp(request_range=_keys_only(k))]
+        resp = await self._txn([compare], ops, k)
         if not resp.succeeded:
             return self._failed(resp)
         revision = int(resp.header.revision)
-        rng = resp.responses[1].response_range
-        create_revision = int(rng.kvs[0].create_revision) if rng.kvs else revision
+        create_revision = revision
+        if not creating:
+            rng = resp.responses[1].response_range
+            create_revision = int(rng.kvs[0].create_revision) if rng.kvs else revision
         return TxnResult(True, revision, KeyValue(key, value, create_revision, revision, lease))
 
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> TxnResult:
@@ -719,7 +723,7 @@ class EtcdKV:
             result=rpc.Compare.CompareResult.EQUAL,
             create_revision=0,
         )
-        return await self._put_txn(key, value, compare, lease)
+        return await self._put_txn(key, value, compare, lease, creating=True)
 
     async def update(
         self, key: str, value: bytes, *, expected_mod_revision: int, ttl: int | None = None
