@@ -5,9 +5,10 @@
 //! snapshot shares every node with the live index, and a later write copies only the path it
 //! touches.
 //!
-//! The Python classes (`py` submodule) store `Arc<Entry>` values. Cloning a map (for a snapshot
-//! or when a write copies a shared node) then only bumps Rust reference counts; Python reference
-//! counts are touched only when an entry is created or finally dropped.
+//! The Python classes (`py` submodule) store `Arc<Entry>` values: each object's encoded JSON and
+//! projection (`objects.rs`), no Python object. Cloning a map (for a snapshot or when a write
+//! copies a shared node) only bumps Rust reference counts, and LIST pages are assembled from the
+//! bytes without creating a Python object per item.
 
 use imbl::OrdMap;
 use std::ops::Bound;
@@ -104,6 +105,15 @@ impl<V: Clone> OrdIndex<V> {
             .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
+    /// Every entry from `lower` on, in key order.
+    #[inline]
+    pub fn iter_from<'a>(
+        &'a self,
+        lower: Bound<&str>,
+    ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> {
+        self.map.range::<_, str>((lower, Bound::Unbounded))
+    }
+
     /// Like [`range_iter`](Self::range_iter), collected, with an optional item limit.
     pub fn range(
         &self,
@@ -133,77 +143,230 @@ impl<V: Clone> OrdIndex<V> {
 /// Python classes `Index` and `IndexSnapshot`.
 pub mod py {
     use super::OrdIndex;
+    use crate::objects::py::{typed, CachedObject, Selector};
+    use crate::objects::Entry;
     use pyo3::prelude::*;
-    use pyo3::types::{PyInt, PyList, PyString, PyTuple};
+    use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+    use std::borrow::Cow;
+    use std::ops::Bound as B;
     use std::sync::{Arc, Mutex, MutexGuard};
 
-    /// One stored value. `item` is the `(key, resource_version, object)` tuple that `range`
-    /// returns, built once at `put`, so a range query allocates nothing per item but the list.
-    pub struct Entry {
-        rv: u64,
-        item: Py<PyTuple>,
+    type Map = OrdIndex<Entry>;
+
+    fn wrap(entry: Entry) -> CachedObject {
+        CachedObject { entry }
     }
 
-    impl Entry {
-        fn object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-            // The tuple was built by `put` with exactly three items.
-            self.item
-                .bind(py)
-                .get_item(2)
-                .expect("index entry tuple has three items")
-        }
-
-        fn pair<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-            let item = self.item.bind(py);
-            PyTuple::new(py, [item.get_item(1)?, item.get_item(2)?])
-        }
+    /// How keys are held: a key that starts with the index's prefix without it (behind the
+    /// tag `\x01`), any other key whole, behind `\x00` if it sorts before the prefix's keys
+    /// and `\x02` after them. The keys under a prefix are one contiguous run of the order, so
+    /// the tags keep the order of the whole keys, and every cached key of a resource saves the
+    /// resource prefix it would repeat (a quarter of a typical key). No prefix: keys as given.
+    #[derive(Clone)]
+    struct KeyForm {
+        prefix: Arc<str>,
     }
 
-    type Map = OrdIndex<Arc<Entry>>;
-
-    fn pair_or_none<'py>(
-        py: Python<'py>,
-        entry: Option<Arc<Entry>>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        entry.map(|e| e.pair(py)).transpose()
-    }
-
-    fn range_list<'py>(
-        py: Python<'py>,
-        map: &Map,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: Option<usize>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let it = map.range_iter(prefix, start_after);
-        let items: Vec<Bound<'py, PyTuple>> = match limit {
-            Some(n) => {
-                let mut items = Vec::with_capacity(n.min(map.len()).min(4096));
-                items.extend(it.take(n).map(|(_, e)| e.item.bind(py).clone()));
-                items
+    impl KeyForm {
+        fn store<'k>(&self, key: &'k str) -> Cow<'k, str> {
+            let p = &*self.prefix;
+            if p.is_empty() {
+                return Cow::Borrowed(key);
             }
-            None => it.map(|(_, e)| e.item.bind(py).clone()).collect(),
-        };
-        PyList::new(py, items)
+            let (tag, rest) = match key.strip_prefix(p) {
+                Some(rest) => ('\u{1}', rest),
+                None if key < p => ('\u{0}', key),
+                None => ('\u{2}', key),
+            };
+            let mut out = String::with_capacity(rest.len() + 1);
+            out.push(tag);
+            out.push_str(rest);
+            Cow::Owned(out)
+        }
+
+        fn load<'k>(&self, stored: &'k str) -> Cow<'k, str> {
+            let p = &*self.prefix;
+            if p.is_empty() {
+                return Cow::Borrowed(stored);
+            }
+            match stored.strip_prefix('\u{1}') {
+                Some(rest) => Cow::Owned(format!("{p}{rest}")),
+                None => Cow::Borrowed(&stored[1..]),
+            }
+        }
+
+        /// Does the whole key held as `stored` start with `q`? (No allocation.)
+        fn starts_with(&self, stored: &str, q: &str) -> bool {
+            let p = &*self.prefix;
+            if p.is_empty() {
+                return stored.starts_with(q);
+            }
+            match stored.strip_prefix('\u{1}') {
+                Some(rest) => {
+                    if q.len() <= p.len() {
+                        p.starts_with(q)
+                    } else {
+                        q.starts_with(p) && rest.starts_with(&q[p.len()..])
+                    }
+                }
+                None => stored[1..].starts_with(q),
+            }
+        }
+
+        /// Calls `visit` with the entries whose key starts with `q`, in key order, from `start`
+        /// (exclusive unless `inclusive`; a start before `q` starts at `q`), until it returns
+        /// false.
+        fn scan<'m>(
+            &self,
+            map: &'m Map,
+            q: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            mut visit: impl FnMut(&'m str, &'m Entry) -> bool,
+        ) {
+            let (lower, inclusive) = match start {
+                Some(s) if s >= q => (s, inclusive),
+                _ => (q, true),
+            };
+            let lower = self.store(lower);
+            let bound = if inclusive {
+                B::Included(&*lower)
+            } else {
+                B::Excluded(&*lower)
+            };
+            for (k, e) in map.iter_from(bound) {
+                if !self.starts_with(k, q) || !visit(k, e) {
+                    break;
+                }
+            }
+        }
+
+        fn count(&self, map: &Map, prefix: &str, start_after: Option<&str>) -> usize {
+            if prefix.is_empty() && start_after.is_none() {
+                return map.len();
+            }
+            let mut n = 0;
+            self.scan(map, prefix, start_after, false, |_, _| {
+                n += 1;
+                true
+            });
+            n
+        }
+
+        fn range_list<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: Option<usize>,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let mut found: Vec<(&str, &Entry)> = Vec::new();
+            if limit != Some(0) {
+                self.scan(map, prefix, start_after, false, |k, e| {
+                    found.push((k, e));
+                    limit.is_none_or(|n| found.len() < n)
+                });
+            }
+            let items = found
+                .into_iter()
+                .map(|(k, e)| {
+                    let obj = Bound::new(py, wrap(e.clone()))?;
+                    PyTuple::new(
+                        py,
+                        [
+                            PyString::new(py, &self.load(k)).into_any(),
+                            e.rv().into_pyobject(py)?.into_any(),
+                            obj.into_any(),
+                        ],
+                    )
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)
+        }
+
+        fn keys_list<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let mut keys: Vec<Cow<'_, str>> = Vec::new();
+            self.scan(map, prefix, None, false, |k, _| {
+                keys.push(self.load(k));
+                true
+            });
+            PyList::new(py, keys.iter().map(|k| &**k))
+        }
+
+        /// The entries a page of a LIST takes: from `start` (after it, or from it when
+        /// `inclusive`), those `selector` matches, at most `limit`. Returns them, the key of
+        /// the last one, and whether any key in the prefix follows it (matching or not: a
+        /// continue token only promises that the list may go on).
+        fn select_entries(
+            &self,
+            map: &Map,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<Entry>, Option<String>, bool) {
+            let limit = limit.filter(|n| *n > 0);
+            let selector = selector.map(|s| &s.inner).filter(|s| !s.is_empty());
+            let mut out = Vec::new();
+            let mut last: Option<&str> = None;
+            let mut more = false;
+            self.scan(map, prefix, start, inclusive, |k, e| {
+                if limit.is_some_and(|n| out.len() >= n) {
+                    more = true;
+                    return false;
+                }
+                if selector.is_none_or(|s| s.matches(e)) {
+                    out.push(e.clone());
+                    last = Some(k);
+                }
+                true
+            });
+            (out, last.map(|k| self.load(k).into_owned()), more)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            let typed = typed(kind, api_version)?;
+            let (entries, last, more) =
+                self.select_entries(map, prefix, start, inclusive, limit, selector);
+            let size: usize = entries.iter().map(|e| e.json().len() + 64).sum();
+            let mut out = Vec::with_capacity(size);
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                e.render_into(&mut out, e.rv(), typed);
+            }
+            Ok((PyBytes::new(py, &out), entries.len(), last, more))
+        }
     }
 
-    fn keys_list<'py>(py: Python<'py>, map: &Map, prefix: &str) -> PyResult<Bound<'py, PyList>> {
-        let items = map
-            .range_iter(prefix, None)
-            .map(|(_, e)| e.item.bind(py).get_item(0))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
-    }
-
-    /// Ordered index of `key -> (resource_version, object)`; see the module docs.
+    /// Ordered index of `key -> CachedObject`; see the module docs.
     ///
-    /// Thread safety: the map sits behind a mutex. While the mutex is held no Python code runs
-    /// and no Python object is created or dropped (reads clone the map in O(1) and work on the
-    /// clone; writes hand the replaced entry back to be dropped after unlocking), so a
-    /// finalizer or GC pass can never run while the lock is held and block another thread.
+    /// Thread safety: the map sits behind a mutex; no Python code runs while it is held
+    /// (entries are plain Rust values), and reads clone the map in O(1) and work on the clone.
     #[pyclass(frozen, module = "tenantstore._native")]
     pub struct Index {
         map: Mutex<Map>,
+        keys: KeyForm,
     }
 
     impl Index {
@@ -221,57 +384,43 @@ pub mod py {
 
     #[pymethods]
     impl Index {
+        /// `prefix`: the prefix most keys share (a cacher's resource prefix), held once
+        /// rather than in every key; any key may still be stored.
         #[new]
-        fn new() -> Self {
+        #[pyo3(signature = (prefix = ""))]
+        fn new(prefix: &str) -> Self {
             Index {
                 map: Mutex::new(Map::new()),
+                keys: KeyForm {
+                    prefix: Arc::from(prefix),
+                },
             }
         }
 
-        /// Insert or replace `key`; returns the previous (resource_version, object) or None.
-        fn put<'py>(
-            &self,
-            key: Bound<'py, PyString>,
-            resource_version: Bound<'py, PyInt>,
-            obj: Bound<'py, PyAny>,
-        ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let py = key.py();
-            let rv: u64 = resource_version.extract()?;
-            // Keep the caller's int object (no new allocation) unless it is an int subclass
-            // such as bool, which would otherwise leak into range() results.
-            let rv_obj = if resource_version.is_exact_instance_of::<PyInt>() {
-                resource_version.into_any()
-            } else {
-                rv.into_pyobject(py)?.into_any()
-            };
-            let rust_key: Arc<str> = Arc::from(key.to_str()?);
-            let item = PyTuple::new(py, [key.into_any(), rv_obj, obj])?.unbind();
-            let entry = Arc::new(Entry { rv, item });
-            let previous = self.lock().insert(rust_key, entry);
-            pair_or_none(py, previous)
+        /// Insert or replace `key`; returns the previous object or None.
+        fn put(&self, key: &str, obj: &CachedObject) -> Option<CachedObject> {
+            let stored: Arc<str> = Arc::from(&*self.keys.store(key));
+            let previous = self.lock().insert(stored, obj.entry.clone());
+            previous.map(wrap)
         }
 
-        /// Remove `key`; returns the previous (resource_version, object) or None.
-        fn delete<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let previous = self.lock().remove(key);
-            pair_or_none(py, previous)
+        /// Remove `key`; returns the previous object or None.
+        fn delete(&self, key: &str) -> Option<CachedObject> {
+            let stored = self.keys.store(key);
+            let previous = self.lock().remove(&stored);
+            previous.map(wrap)
         }
 
-        /// (resource_version, object) for `key`, or None.
-        fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let entry = self.lock().get(key).cloned();
-            pair_or_none(py, entry)
+        /// The object at `key`, or None.
+        fn get(&self, key: &str) -> Option<CachedObject> {
+            let stored = self.keys.store(key);
+            self.lock().get(&stored).cloned().map(wrap)
         }
 
         /// The resource version stored for `key`, or None.
         fn resource_version(&self, key: &str) -> Option<u64> {
-            self.lock().get(key).map(|e| e.rv)
-        }
-
-        /// The object stored for `key`, or None.
-        fn get_object<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyAny>> {
-            let entry = self.lock().get(key).cloned();
-            entry.map(|e| e.object(py))
+            let stored = self.keys.store(key);
+            self.lock().get(&stored).map(|e| e.rv())
         }
 
         fn __len__(&self) -> usize {
@@ -280,7 +429,10 @@ pub mod py {
 
         fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
             match key.cast::<PyString>() {
-                Ok(key) => Ok(self.lock().contains(key.to_str()?)),
+                Ok(key) => {
+                    let stored = self.keys.store(key.to_str()?).into_owned();
+                    Ok(self.lock().contains(&stored))
+                }
                 Err(_) => Ok(false),
             }
         }
@@ -296,32 +448,82 @@ pub mod py {
             limit: Option<usize>,
         ) -> PyResult<Bound<'py, PyList>> {
             let view = self.view();
-            range_list(py, &view, prefix, start_after, limit)
+            self.keys.range_list(py, &view, prefix, start_after, limit)
+        }
+
+        /// A LIST page: `(objects, last key, more)`; see `select_encoded`.
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None))]
+        fn select(
+            &self,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<CachedObject>, Option<String>, bool) {
+            let view = self.view();
+            let (entries, last, more) = self
+                .keys
+                .select_entries(&view, prefix, start, inclusive, limit, selector);
+            (entries.into_iter().map(wrap).collect(), last, more)
+        }
+
+        /// A LIST page as the JSON of its items joined by commas: `(bytes, count, last key,
+        /// more)`. From `start` (exclusive unless `inclusive`), the objects `selector`
+        /// matches, at most `limit` (None or 0: all); `more` says a key follows the last.
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None, kind = None, api_version = None))]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            let view = self.view();
+            self.keys.select_encoded(
+                py,
+                &view,
+                prefix,
+                start,
+                inclusive,
+                limit,
+                selector,
+                kind,
+                api_version,
+            )
         }
 
         /// Number of keys starting with `prefix`, after `start_after` when given (the
         /// items left after a page, for `remainingItemCount`).
         #[pyo3(signature = (prefix = "", start_after = None))]
         fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
-            self.view().count(prefix, start_after)
+            self.keys.count(&self.view(), prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
         #[pyo3(signature = (prefix = ""))]
         fn keys<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
             let view = self.view();
-            keys_list(py, &view, prefix)
+            self.keys.keys_list(py, &view, prefix)
         }
 
         /// Remove every key.
         fn clear(&self) {
             let old = self.lock().take();
-            drop(old); // after unlocking: may run Python finalizers
+            drop(old);
         }
 
         /// An immutable O(1) view that later writes do not change.
         fn snapshot(&self) -> IndexSnapshot {
-            IndexSnapshot { map: self.view() }
+            IndexSnapshot {
+                map: self.view(),
+                keys: self.keys.clone(),
+            }
         }
 
         fn __repr__(&self) -> String {
@@ -336,23 +538,19 @@ pub mod py {
     #[pyclass(frozen, module = "tenantstore._native")]
     pub struct IndexSnapshot {
         map: Map,
+        keys: KeyForm,
     }
 
     #[pymethods]
     impl IndexSnapshot {
-        /// (resource_version, object) for `key`, or None.
-        fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            pair_or_none(py, self.map.get(key).cloned())
+        /// The object at `key`, or None.
+        fn get(&self, key: &str) -> Option<CachedObject> {
+            self.map.get(&self.keys.store(key)).cloned().map(wrap)
         }
 
         /// The resource version stored for `key`, or None.
         fn resource_version(&self, key: &str) -> Option<u64> {
-            self.map.get(key).map(|e| e.rv)
-        }
-
-        /// The object stored for `key`, or None.
-        fn get_object<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyAny>> {
-            self.map.get(key).map(|e| e.object(py))
+            self.map.get(&self.keys.store(key)).map(|e| e.rv())
         }
 
         fn __len__(&self) -> usize {
@@ -361,7 +559,7 @@ pub mod py {
 
         fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
             match key.cast::<PyString>() {
-                Ok(key) => Ok(self.map.contains(key.to_str()?)),
+                Ok(key) => Ok(self.map.contains(&self.keys.store(key.to_str()?))),
                 Err(_) => Ok(false),
             }
         }
@@ -375,19 +573,63 @@ pub mod py {
             start_after: Option<&str>,
             limit: Option<usize>,
         ) -> PyResult<Bound<'py, PyList>> {
-            range_list(py, &self.map, prefix, start_after, limit)
+            self.keys
+                .range_list(py, &self.map, prefix, start_after, limit)
+        }
+
+        /// Same as [`Index::select`].
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None))]
+        fn select(
+            &self,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<CachedObject>, Option<String>, bool) {
+            let (entries, last, more) = self
+                .keys
+                .select_entries(&self.map, prefix, start, inclusive, limit, selector);
+            (entries.into_iter().map(wrap).collect(), last, more)
+        }
+
+        /// Same as [`Index::select_encoded`].
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None, kind = None, api_version = None))]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            self.keys.select_encoded(
+                py,
+                &self.map,
+                prefix,
+                start,
+                inclusive,
+                limit,
+                selector,
+                kind,
+                api_version,
+            )
         }
 
         /// Number of keys starting with `prefix`, after `start_after` when given.
         #[pyo3(signature = (prefix = "", start_after = None))]
         fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
-            self.map.count(prefix, start_after)
+            self.keys.count(&self.map, prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
         #[pyo3(signature = (prefix = ""))]
         fn keys<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
-            keys_list(py, &self.map, prefix)
+            self.keys.keys_list(py, &self.map, prefix)
         }
 
         fn __repr__(&self) -> String {
