@@ -189,7 +189,7 @@ def test_memory_per_cached_object(benchmark: Any) -> None:
     n = 100_000
     objs = [orjson.dumps(configmap(f"p{i % 100}", f"cm{i}")) for i in range(n)]
     encoded = sum(len(b) for b in objs) / n
-    index = Index()
+    index = Index(PREFIX + "/")  # as a cacher builds it: keys held without the prefix
     rss_before = _rss()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

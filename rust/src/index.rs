@@ -1,26 +1,77 @@
 //! The ordered index behind a watch cache: string keys in byte order, each with a value.
 //!
-//! [`OrdIndex`] is generic over the value type so the tree logic is tested with plain Rust
-//! values. It wraps a persistent B+ tree (`imbl::OrdMap`), so [`OrdIndex::snapshot`] is O(1): a
-//! snapshot shares every node with the live index, and a later write copies only the path it
-//! touches.
+//! [`OrdIndex`] is generic over the value type (anything that holds its own key, [`Keyed`]) so
+//! the tree logic is tested with plain Rust values. It wraps a persistent B+ tree
+//! (`imbl::OrdSet`), so [`OrdIndex::snapshot`] is O(1): a snapshot shares every node with the
+//! live index, and a later write copies only the path it touches.
 //!
-//! The Python classes (`py` submodule) store `Arc<Entry>` values: each object's encoded JSON and
-//! projection (`objects.rs`), no Python object. Cloning a map (for a snapshot or when a write
-//! copies a shared node) only bumps Rust reference counts, and LIST pages are assembled from the
-//! bytes without creating a Python object per item.
+//! The Python classes (`py` submodule) store [`Entry`](crate::objects::Entry) values: each
+//! object's key, encoded JSON and projection in one allocation (`objects.rs`), no Python
+//! object. The key lives in the value so a tree slot is one pointer and an object one
+//! allocation. Cloning a map (for a snapshot or when a write copies a shared node) only bumps
+//! Rust reference counts, and LIST pages are assembled from the bytes without creating a
+//! Python object per item.
 
-use imbl::OrdMap;
+use imbl::OrdSet;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// A persistent ordered map from string keys to `V`, with prefix range queries.
-#[derive(Debug, Clone)]
-pub struct OrdIndex<V: Clone> {
-    map: OrdMap<Arc<str>, V>,
+/// A value that carries the key it is indexed under.
+pub trait Keyed {
+    fn key(&self) -> &[u8];
 }
 
-impl<V: Clone> Default for OrdIndex<V> {
+impl<V> Keyed for (Arc<str>, V) {
+    fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl Keyed for crate::objects::Entry {
+    fn key(&self) -> &[u8] {
+        crate::objects::Entry::key(self)
+    }
+}
+
+/// A value ordered (and looked up) by its key alone.
+#[derive(Debug, Clone)]
+struct ByKey<V>(V);
+
+impl<V: Keyed> PartialEq for ByKey<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl<V: Keyed> Eq for ByKey<V> {}
+
+impl<V: Keyed> PartialOrd for ByKey<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V: Keyed> Ord for ByKey<V> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.key().cmp(other.0.key())
+    }
+}
+
+impl<V: Keyed> Borrow<[u8]> for ByKey<V> {
+    fn borrow(&self) -> &[u8] {
+        self.0.key()
+    }
+}
+
+/// A persistent ordered set of `V` by key, with prefix range queries.
+#[derive(Debug, Clone)]
+pub struct OrdIndex<V: Keyed + Clone> {
+    set: OrdSet<ByKey<V>>,
+}
+
+impl<V: Keyed + Clone> Default for OrdIndex<V> {
     fn default() -> Self {
         Self::new()
     }
@@ -35,46 +86,46 @@ fn lower_bound<'a>(prefix: &'a str, start_after: Option<&'a str>) -> Bound<&'a s
     }
 }
 
-impl<V: Clone> OrdIndex<V> {
+impl<V: Keyed + Clone> OrdIndex<V> {
     /// An empty index.
     pub fn new() -> Self {
-        OrdIndex { map: OrdMap::new() }
+        OrdIndex { set: OrdSet::new() }
     }
 
     /// Number of keys.
     #[inline]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.set.len()
     }
 
     /// True when there are no keys.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.set.is_empty()
     }
 
-    /// Insert or replace; returns the previous value.
+    /// Insert or replace the value under its key; returns the previous value.
     #[inline]
-    pub fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
-        self.map.insert(key, value)
+    pub fn insert(&mut self, value: V) -> Option<V> {
+        self.set.insert(ByKey(value)).map(|v| v.0)
     }
 
     /// Remove; returns the previous value.
     #[inline]
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key)
+        self.set.remove(key.as_bytes()).map(|v| v.0)
     }
 
     /// The value for `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.map.get(key)
+        self.set.get(key.as_bytes()).map(|v| &v.0)
     }
 
     /// True when `key` is present.
     #[inline]
     pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.set.contains(key.as_bytes())
     }
 
     /// Remove everything, returning the old contents (so the caller decides where they drop).
@@ -89,7 +140,20 @@ impl<V: Clone> OrdIndex<V> {
         self.clone()
     }
 
-    /// Entries whose key starts with `prefix`, strictly after `start_after` when given, in key
+    /// Every value from `lower` (a key bound) on, in key order.
+    #[inline]
+    pub fn iter_from<'a>(&'a self, lower: Bound<&str>) -> impl Iterator<Item = &'a V> {
+        let lower: Bound<&[u8]> = match lower {
+            Bound::Included(k) => Bound::Included(k.as_bytes()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.set
+            .range::<_, [u8]>((lower, Bound::Unbounded))
+            .map(|v| &v.0)
+    }
+
+    /// Values whose key starts with `prefix`, strictly after `start_after` when given, in key
     /// order. O(log n) to find the start, then O(1) per item; stops at the first key past the
     /// prefix.
     #[inline]
@@ -97,36 +161,17 @@ impl<V: Clone> OrdIndex<V> {
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> + 'a {
-        let bounds: (Bound<&str>, Bound<&str>) =
-            (lower_bound(prefix, start_after), Bound::Unbounded);
-        self.map
-            .range::<_, str>(bounds)
-            .take_while(move |(k, _)| k.starts_with(prefix))
-    }
-
-    /// Every entry from `lower` on, in key order.
-    #[inline]
-    pub fn iter_from<'a>(
-        &'a self,
-        lower: Bound<&str>,
-    ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> {
-        self.map.range::<_, str>((lower, Bound::Unbounded))
+    ) -> impl Iterator<Item = &'a V> + 'a {
+        self.iter_from(lower_bound(prefix, start_after))
+            .take_while(move |v| v.key().starts_with(prefix.as_bytes()))
     }
 
     /// Like [`range_iter`](Self::range_iter), collected, with an optional item limit.
-    pub fn range(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: Option<usize>,
-    ) -> Vec<(Arc<str>, V)> {
-        let it = self.range_iter(prefix, start_after);
-        let it: Box<dyn Iterator<Item = _>> = match limit {
-            Some(n) => Box::new(it.take(n)),
-            None => Box::new(it),
-        };
-        it.map(|(k, v)| (k.clone(), v.clone())).collect()
+    pub fn range(&self, prefix: &str, start_after: Option<&str>, limit: Option<usize>) -> Vec<V> {
+        self.range_iter(prefix, start_after)
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 
     /// Number of keys starting with `prefix` (and after `start_after`, when given).
@@ -134,7 +179,7 @@ impl<V: Clone> OrdIndex<V> {
     #[inline]
     pub fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
         if prefix.is_empty() && start_after.is_none() {
-            return self.map.len();
+            return self.set.len();
         }
         self.range_iter(prefix, start_after).count()
     }
@@ -184,32 +229,35 @@ pub mod py {
             Cow::Owned(out)
         }
 
-        fn load<'k>(&self, stored: &'k str) -> Cow<'k, str> {
+        /// The whole key of an entry (keys are stored from `&str`, so valid UTF-8).
+        fn load(&self, stored: &[u8]) -> String {
+            let stored = String::from_utf8_lossy(stored);
             let p = &*self.prefix;
             if p.is_empty() {
-                return Cow::Borrowed(stored);
+                return stored.into_owned();
             }
             match stored.strip_prefix('\u{1}') {
-                Some(rest) => Cow::Owned(format!("{p}{rest}")),
-                None => Cow::Borrowed(&stored[1..]),
+                Some(rest) => format!("{p}{rest}"),
+                None => stored[1..].to_owned(),
             }
         }
 
         /// Does the whole key held as `stored` start with `q`? (No allocation.)
-        fn starts_with(&self, stored: &str, q: &str) -> bool {
-            let p = &*self.prefix;
+        fn starts_with(&self, stored: &[u8], q: &str) -> bool {
+            let (p, q) = (self.prefix.as_bytes(), q.as_bytes());
             if p.is_empty() {
                 return stored.starts_with(q);
             }
-            match stored.strip_prefix('\u{1}') {
-                Some(rest) => {
+            match stored.split_first() {
+                Some((1, rest)) => {
                     if q.len() <= p.len() {
                         p.starts_with(q)
                     } else {
                         q.starts_with(p) && rest.starts_with(&q[p.len()..])
                     }
                 }
-                None => stored[1..].starts_with(q),
+                Some((_, rest)) => rest.starts_with(q),
+                None => q.is_empty(),
             }
         }
 
@@ -222,7 +270,7 @@ pub mod py {
             q: &str,
             start: Option<&str>,
             inclusive: bool,
-            mut visit: impl FnMut(&'m str, &'m Entry) -> bool,
+            mut visit: impl FnMut(&'m Entry) -> bool,
         ) {
             let (lower, inclusive) = match start {
                 Some(s) if s >= q => (s, inclusive),
@@ -234,8 +282,8 @@ pub mod py {
             } else {
                 B::Excluded(&*lower)
             };
-            for (k, e) in map.iter_from(bound) {
-                if !self.starts_with(k, q) || !visit(k, e) {
+            for e in map.iter_from(bound) {
+                if !self.starts_with(e.key(), q) || !visit(e) {
                     break;
                 }
             }
@@ -246,7 +294,7 @@ pub mod py {
                 return map.len();
             }
             let mut n = 0;
-            self.scan(map, prefix, start_after, false, |_, _| {
+            self.scan(map, prefix, start_after, false, |_| {
                 n += 1;
                 true
             });
@@ -261,21 +309,21 @@ pub mod py {
             start_after: Option<&str>,
             limit: Option<usize>,
         ) -> PyResult<Bound<'py, PyList>> {
-            let mut found: Vec<(&str, &Entry)> = Vec::new();
+            let mut found: Vec<&Entry> = Vec::new();
             if limit != Some(0) {
-                self.scan(map, prefix, start_after, false, |k, e| {
-                    found.push((k, e));
+                self.scan(map, prefix, start_after, false, |e| {
+                    found.push(e);
                     limit.is_none_or(|n| found.len() < n)
                 });
             }
             let items = found
                 .into_iter()
-                .map(|(k, e)| {
+                .map(|e| {
                     let obj = Bound::new(py, wrap(e.clone()))?;
                     PyTuple::new(
                         py,
                         [
-                            PyString::new(py, &self.load(k)).into_any(),
+                            PyString::new(py, &self.load(e.key())).into_any(),
                             e.rv().into_pyobject(py)?.into_any(),
                             obj.into_any(),
                         ],
@@ -291,12 +339,12 @@ pub mod py {
             map: &Map,
             prefix: &str,
         ) -> PyResult<Bound<'py, PyList>> {
-            let mut keys: Vec<Cow<'_, str>> = Vec::new();
-            self.scan(map, prefix, None, false, |k, _| {
-                keys.push(self.load(k));
+            let mut keys: Vec<String> = Vec::new();
+            self.scan(map, prefix, None, false, |e| {
+                keys.push(self.load(e.key()));
                 true
             });
-            PyList::new(py, keys.iter().map(|k| &**k))
+            PyList::new(py, keys)
         }
 
         /// The entries a page of a LIST takes: from `start` (after it, or from it when
@@ -315,20 +363,20 @@ pub mod py {
             let limit = limit.filter(|n| *n > 0);
             let selector = selector.map(|s| &s.inner).filter(|s| !s.is_empty());
             let mut out = Vec::new();
-            let mut last: Option<&str> = None;
+            let mut last: Option<&[u8]> = None;
             let mut more = false;
-            self.scan(map, prefix, start, inclusive, |k, e| {
+            self.scan(map, prefix, start, inclusive, |e| {
                 if limit.is_some_and(|n| out.len() >= n) {
                     more = true;
                     return false;
                 }
                 if selector.is_none_or(|s| s.matches(e)) {
                     out.push(e.clone());
-                    last = Some(k);
+                    last = Some(e.key());
                 }
                 true
             });
-            (out, last.map(|k| self.load(k).into_owned()), more)
+            (out, last.map(|k| self.load(k)), more)
         }
 
         #[allow(clippy::too_many_arguments)]
@@ -398,10 +446,10 @@ pub mod py {
         }
 
         /// Insert or replace `key`; returns the previous object or None.
-        fn put(&self, key: &str, obj: &CachedObject) -> Option<CachedObject> {
-            let stored: Arc<str> = Arc::from(&*self.keys.store(key));
-            let previous = self.lock().insert(stored, obj.entry.clone());
-            previous.map(wrap)
+        fn put(&self, key: &str, obj: &CachedObject) -> PyResult<Option<CachedObject>> {
+            let entry = obj.entry.with_key(&self.keys.store(key))?;
+            let previous = self.lock().insert(entry);
+            Ok(previous.map(wrap))
         }
 
         /// Remove `key`; returns the previous object or None.
@@ -646,6 +694,58 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// The index over `(key, value)` pairs, with the map-like calls the tests read best.
+    #[derive(Clone, Debug)]
+    struct Pairs<V: Clone>(OrdIndex<(Arc<str>, V)>);
+
+    impl<V: Clone> Pairs<V> {
+        fn new() -> Self {
+            Pairs(OrdIndex::new())
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+        fn contains(&self, key: &str) -> bool {
+            self.0.contains(key)
+        }
+        fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
+            self.0.count(prefix, start_after)
+        }
+        fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
+            self.0.insert((key, value)).map(|p| p.1)
+        }
+        fn remove(&mut self, key: &str) -> Option<V> {
+            self.0.remove(key).map(|p| p.1)
+        }
+        fn get(&self, key: &str) -> Option<&V> {
+            self.0.get(key).map(|p| &p.1)
+        }
+        fn take(&mut self) -> Self {
+            Pairs(self.0.take())
+        }
+        fn snapshot(&self) -> Self {
+            Pairs(self.0.snapshot())
+        }
+        fn range(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: Option<usize>,
+        ) -> Vec<(Arc<str>, V)> {
+            self.0.range(prefix, start_after, limit)
+        }
+        fn range_iter<'a>(
+            &'a self,
+            prefix: &'a str,
+            start_after: Option<&'a str>,
+        ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> + 'a {
+            self.0.range_iter(prefix, start_after).map(|p| (&p.0, &p.1))
+        }
+    }
+
     fn k(s: &str) -> Arc<str> {
         Arc::from(s)
     }
@@ -654,8 +754,8 @@ mod tests {
         v.iter().map(|(k, _)| &**k).collect()
     }
 
-    fn sample() -> OrdIndex<u64> {
-        let mut idx = OrdIndex::new();
+    fn sample() -> Pairs<u64> {
+        let mut idx = Pairs::new();
         for (i, key) in ["/a/1", "/a/2", "/a/3", "/ab/1", "/b/1", "/a", "/a/"]
             .iter()
             .enumerate()
@@ -723,7 +823,7 @@ mod tests {
 
     #[test]
     fn unicode_and_byte_order() {
-        let mut idx = OrdIndex::new();
+        let mut idx = Pairs::new();
         for key in ["/p/é", "/p/z", "/p/\u{10000}", "/p/A", "/p\u{7f}"] {
             idx.insert(k(key), 0u8);
         }
@@ -770,9 +870,9 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut idx: OrdIndex<u64> = OrdIndex::new();
+        let mut idx: Pairs<u64> = Pairs::new();
         let mut model: BTreeMap<String, u64> = BTreeMap::new();
-        let mut snaps: Vec<(OrdIndex<u64>, BTreeMap<String, u64>)> = Vec::new();
+        let mut snaps: Vec<(Pairs<u64>, BTreeMap<String, u64>)> = Vec::new();
         let key_of = |n: u64| format!("/r/{}/{:03}", n % 7, (n / 7) % 150);
         for step in 0..20_000u64 {
             let r = next();

@@ -81,8 +81,9 @@ impl std::error::Error for ObjectError {}
 /// One cached object: its JSON without `resourceVersion`, its revision and its projection.
 ///
 /// All of it is one allocation, shared by every snapshot and handle: a fixed header
-/// ([`Header`], 64 bytes) followed by the JSON. At the scale the cache exists for, every word
-/// per object counts: a separate projection struct and label table cost more than the header.
+/// ([`Header`], 64 bytes), the key the index holds it under (empty until it is put in one),
+/// then the JSON. At the scale the cache exists for, every word per object counts: a
+/// separate key, projection struct and label table each cost more than they hold.
 #[derive(Clone)]
 pub struct Entry {
     buf: Arc<[u8]>,
@@ -95,6 +96,8 @@ struct Header {
     /// Offset of the `}` that closes `metadata`.
     meta_close: u32,
     meta_empty: bool,
+    /// Bytes of the key after the header (stored with `meta_empty` in one word).
+    key_len: u32,
     name: Span,
     namespace: Span,
     uid: Span,
@@ -111,7 +114,8 @@ impl Header {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.rv.to_le_bytes());
         out.extend_from_slice(&self.meta_close.to_le_bytes());
-        out.extend_from_slice(&u32::from(self.meta_empty).to_le_bytes());
+        let flags = u32::from(self.meta_empty) | (self.key_len << 1);
+        out.extend_from_slice(&flags.to_le_bytes());
         for span in [
             self.name,
             self.namespace,
@@ -417,26 +421,51 @@ impl Entry {
             kind,
             api_version,
             labels: meta.labels.unwrap_or(ABSENT),
+            key_len: 0,
         };
-        Ok((Entry::build(&header, json), meta.rv_member))
+        Ok((Entry::build(&header, b"", json), meta.rv_member))
     }
 
-    fn build(header: &Header, json: &[u8]) -> Entry {
-        let mut buf = Vec::with_capacity(HEADER + json.len());
+    fn build(header: &Header, key: &[u8], json: &[u8]) -> Entry {
+        debug_assert_eq!(header.key_len as usize, key.len());
+        let mut buf = Vec::with_capacity(HEADER + key.len() + json.len());
         header.write(&mut buf);
         debug_assert_eq!(buf.len(), HEADER);
+        buf.extend_from_slice(key);
         buf.extend_from_slice(json);
         Entry { buf: buf.into() }
+    }
+
+    fn key_len(&self) -> usize {
+        (u32_at(&self.buf, 12) >> 1) as usize
+    }
+
+    /// The key the entry is held under in an index (empty outside one).
+    pub fn key(&self) -> &[u8] {
+        &self.buf[HEADER..HEADER + self.key_len()]
+    }
+
+    /// The same object held under `key` (an index keeps its keys in its entries: one
+    /// allocation per object, no separate key).
+    pub fn with_key(&self, key: &str) -> Result<Entry, ObjectError> {
+        if key.len() >= (u32::MAX >> 1) as usize {
+            return Err(ObjectError::TooLarge);
+        }
+        let mut header = self.header();
+        header.key_len = key.len() as u32;
+        Ok(Entry::build(&header, key.as_bytes(), self.json()))
     }
 
     fn header(&self) -> Header {
         let b = &self.buf;
         let mut rv = [0u8; 8];
         rv.copy_from_slice(&b[..8]);
+        let flags = u32_at(b, 12);
         Header {
             rv: u64::from_le_bytes(rv),
             meta_close: u32_at(b, 8),
-            meta_empty: u32_at(b, 12) != 0,
+            meta_empty: flags & 1 != 0,
+            key_len: flags >> 1,
             name: span_at(b, 16),
             namespace: span_at(b, 24),
             uid: span_at(b, 32),
@@ -455,15 +484,16 @@ impl Entry {
 
     /// The stored JSON (no `resourceVersion`).
     pub fn json(&self) -> &[u8] {
-        &self.buf[HEADER..]
+        &self.buf[HEADER + self.key_len()..]
     }
 
     /// The same object at another revision (a deletion's last state carries the revision
-    /// of the deletion).
+    /// of the deletion), outside any index.
     pub fn with_rv(&self, rv: u64) -> Entry {
         let mut header = self.header();
         header.rv = rv;
-        Entry::build(&header, self.json())
+        header.key_len = 0;
+        Entry::build(&header, b"", self.json())
     }
 
     fn string_field(&self, span: Span) -> Option<String> {

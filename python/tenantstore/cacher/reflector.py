@@ -301,16 +301,25 @@ class Reflector:
             return None
 
     def _apply(self, ev: CacheEvent, *, dispatch: bool = True, record: bool = True) -> None:
+        obj = ev.object
         if ev.type is EventType.DELETED:
             prev = self.index.delete(ev.key)
         else:
-            prev = self.index.put(ev.key, ev.object)
-        if ev.prev is None and prev is not None:
-            ev = CacheEvent(ev.type, ev.key, ev.object, prev, ev.resource_version, ev.recorded_at)
-        if ev.type is EventType.ADDED and prev is not None:
-            ev = CacheEvent(
-                EventType.MODIFIED, ev.key, ev.object, ev.prev, ev.resource_version, ev.recorded_at
-            )
+            prev = self.index.put(ev.key, obj)
+            # The index keeps its own copy (the key inside, one allocation): the event
+            # shares that one, so the window holds no second copy of a recent object.
+            obj = self.index.get(ev.key) or obj
+        event_type = ev.type
+        if event_type is EventType.ADDED and prev is not None:
+            event_type = EventType.MODIFIED
+        ev = CacheEvent(
+            event_type,
+            ev.key,
+            obj,
+            ev.prev if ev.prev is not None else prev,
+            ev.resource_version,
+            ev.recorded_at,
+        )
         self._m_objects.set(len(self.index))
         if record:
             self.window.append(ev)
