@@ -189,7 +189,7 @@ impl<V: Keyed + Clone> OrdIndex<V> {
 pub mod py {
     use super::OrdIndex;
     use crate::objects::py::{typed, CachedObject, Selector};
-    use crate::objects::Entry;
+    use crate::objects::{Entry, Typed};
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
     use std::borrow::Cow;
@@ -392,7 +392,7 @@ pub mod py {
             kind: Option<&str>,
             api_version: Option<&str>,
         ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
-            let typed = typed(kind, api_version)?;
+            let typed = typed(kind, api_version)?.map(|(k, a)| Typed::new(k, a));
             let (entries, last, more) =
                 self.select_entries(map, prefix, start, inclusive, limit, selector);
             let size: usize = entries.iter().map(|e| e.json().len() + 64).sum();
@@ -401,7 +401,7 @@ pub mod py {
                 if i > 0 {
                     out.push(b',');
                 }
-                e.render_into(&mut out, e.rv(), typed);
+                e.render_into(&mut out, e.rv(), typed.as_ref());
             }
             Ok((PyBytes::new(py, &out), entries.len(), last, more))
         }

@@ -551,50 +551,61 @@ impl Entry {
 
     /// Appends the object as served: `resourceVersion` set to `rv` as the last member of
     /// `metadata`, and, when `typed` is given, `kind` and `apiVersion` set to it.
-    pub fn render_into(&self, out: &mut Vec<u8>, rv: u64, typed: Option<(&str, &str)>) {
+    pub fn render_into(&self, out: &mut Vec<u8>, rv: u64, typed: Option<&Typed>) {
+        use std::io::Write as _;
+        #[derive(Clone, Copy)]
+        enum Edit {
+            Rv,
+            Kind,
+            ApiVersion,
+        }
         let json = self.json();
         let h = self.header();
-        let mut rv_member = Vec::with_capacity(48);
-        if !h.meta_empty {
-            rv_member.push(b',');
-        }
-        rv_member.extend_from_slice(b"\"resourceVersion\":\"");
-        rv_member.extend_from_slice(rv.to_string().as_bytes());
-        rv_member.push(b'"');
-        // (start, end, replacement), at most three, applied in order.
-        let mut edits: [(usize, usize, Vec<u8>); 3] = Default::default();
-        let mut n = 0;
+        // (start, end, what goes there), at most three, applied in order; no allocation.
         let close = h.meta_close as usize;
-        edits[n] = (close, close, rv_member);
-        n += 1;
-        if let Some((kind, api_version)) = typed {
-            for (span, value) in [(h.kind, kind), (h.api_version, api_version)] {
+        let mut edits = [(close, close, Edit::Rv); 3];
+        let mut n = 1;
+        if typed.is_some() {
+            for (span, edit) in [(h.kind, Edit::Kind), (h.api_version, Edit::ApiVersion)] {
                 if span.is_present() {
                     let s = span.start as usize;
-                    edits[n] = (s, s + span.len as usize, json_string(value));
+                    edits[n] = (s, s + span.len as usize, edit);
                     n += 1;
                 }
             }
         }
         let edits = &mut edits[..n];
-        edits.sort_by_key(|e| e.0);
-        out.reserve(json.len() + 64);
+        edits.sort_unstable_by_key(|e| e.0);
+        out.reserve(json.len() + 48);
         let last = json.len() - 1; // the closing brace of the object
         let mut at = 0;
-        for (s, e, with) in edits.iter() {
-            out.extend_from_slice(&json[at..*s]);
-            out.extend_from_slice(with);
-            at = *e;
+        for &(s, e, edit) in edits.iter() {
+            out.extend_from_slice(&json[at..s]);
+            match (edit, typed) {
+                (Edit::Rv, _) => {
+                    if !h.meta_empty {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"resourceVersion\":\"");
+                    // Writing to a Vec cannot fail.
+                    let _ = write!(out, "{rv}");
+                    out.push(b'"');
+                }
+                (Edit::Kind, Some(t)) => out.extend_from_slice(&t.kind),
+                (Edit::ApiVersion, Some(t)) => out.extend_from_slice(&t.api_version),
+                (_, None) => {}
+            }
+            at = e;
         }
         out.extend_from_slice(&json[at..last]);
-        if let Some((kind, api_version)) = typed {
+        if let Some(t) = typed {
             if !h.kind.is_present() {
                 out.extend_from_slice(b",\"kind\":");
-                out.extend_from_slice(&json_string(kind));
+                out.extend_from_slice(&t.kind);
             }
             if !h.api_version.is_present() {
                 out.extend_from_slice(b",\"apiVersion\":");
-                out.extend_from_slice(&json_string(api_version));
+                out.extend_from_slice(&t.api_version);
             }
         }
         out.extend_from_slice(&json[last..]);
@@ -602,20 +613,37 @@ impl Entry {
 
     /// The object as served (see [`render_into`](Self::render_into)) at its own revision.
     pub fn render(&self, typed: Option<(&str, &str)>) -> Vec<u8> {
+        let typed = typed.map(|(k, a)| Typed::new(k, a));
         let mut out = Vec::new();
-        self.render_into(&mut out, self.rv(), typed);
+        self.render_into(&mut out, self.rv(), typed.as_ref());
         out
     }
 
     /// One watch event line, `{"type":..,"object":..}\n`, as the server streams it.
     pub fn render_event(&self, event_type: &str, typed: Option<(&str, &str)>) -> Vec<u8> {
+        let typed = typed.map(|(k, a)| Typed::new(k, a));
         let mut out = Vec::with_capacity(self.json().len() + 96);
         out.extend_from_slice(b"{\"type\":");
         out.extend_from_slice(&json_string(event_type));
         out.extend_from_slice(b",\"object\":");
-        self.render_into(&mut out, self.rv(), typed);
+        self.render_into(&mut out, self.rv(), typed.as_ref());
         out.extend_from_slice(b"}\n");
         out
+    }
+}
+
+/// The `kind` and `apiVersion` a response sets, encoded once for all the objects it holds.
+pub struct Typed {
+    kind: Vec<u8>,
+    api_version: Vec<u8>,
+}
+
+impl Typed {
+    pub fn new(kind: &str, api_version: &str) -> Typed {
+        Typed {
+            kind: json_string(kind),
+            api_version: json_string(api_version),
+        }
     }
 }
 
