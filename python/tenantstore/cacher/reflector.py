@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 # (raise) an object that does not belong there.
 KeyFunc = Callable[[Object, str], str]
 
-# How many objects the reflector asks the store for per page when it lists.
-LIST_PAGE = 5000
+# How many objects the reflector asks the store for per page when it lists. A page is
+# decoded, keyed and kept as bytes before the next is read, so this bounds the decoded
+# dicts alive at once, which the process keeps as RSS after they are freed (client-go's
+# pager reads 500 at a time).
+LIST_PAGE = 1000
 # Events the store watch may buffer for the reflector before it is ended as too slow.
 REFLECTOR_CAPACITY = 1_000_000
 # Retry back-off after a failed list or watch: doubling from the start to the cap (each
@@ -177,25 +180,28 @@ class Reflector:
         re-lists, as upstream: no watcher ever sees a gap or a duplicate.
         """
         self._m_relists.inc()
-        items: list[Object] = []
-        storage_keys: list[str] = []
+        # Each page is keyed and kept as bytes before the next is read, so the decoded
+        # dicts of one page at most are alive at a time: a list of the whole resource
+        # would otherwise leave the process at the size of every object decoded at once
+        # (the allocator keeps the arenas the surviving strings are scattered over).
+        # Keying per page sees the tenant map as keying after the last page would: the
+        # first claim on a uid wins, and every page is recorded before it is keyed.
+        fresh: dict[str, CachedObject] = {}
         opts = ListOptions(recursive=True, limit=LIST_PAGE)
         while True:
             page = await self.store.get_list(self.prefix, opts)
-            items.extend(page.items)
-            storage_keys.extend(page.keys if page.keys is not None else [""] * len(page.items))
-            if not page.continue_:
+            keys = page.keys if page.keys is not None else [""] * len(page.items)
+            for obj, storage_key in zip(page.items, keys, strict=True):
+                key = self._key(obj, storage_key)
+                cached = self._encode(obj) if key is not None else None
+                if key is not None and cached is not None:
+                    fresh[key] = cached
+            list_rv, token = page.resource_version, page.continue_
+            del page, keys
+            if not token:
                 break
-            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=page.continue_)
-        list_rv = page.resource_version
+            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=token)
         first = not self.freshness.ready.is_set()
-        fresh: dict[str, CachedObject] = {}
-        for obj, storage_key in zip(items, storage_keys, strict=True):
-            key = self._key(obj, storage_key)
-            cached = self._encode(obj) if key is not None else None
-            if key is not None and cached is not None:
-                fresh[key] = cached
-        del items  # the dicts go now: the cache keeps bytes
         now = time.monotonic()
         if first:
             for key, cached in fresh.items():
