@@ -32,7 +32,7 @@ import pytest
 from tenantstore.backends.sqlite import SqliteKV
 from tenantstore.cacher import CacheEvent, Cacher, ScanningWatcherTable, WatcherTable
 from tenantstore.cacher.watchers import CacheWatcher
-from tenantstore.index import Index
+from tenantstore.index import CachedObject, Index
 from tenantstore.storage import EventType, ListOptions, QueueWatch
 from tenantstore.storage.selectors import EVERYTHING
 from tenantstore.store import KVStorage
@@ -189,14 +189,13 @@ def test_memory_per_cached_object(benchmark: Any) -> None:
     n = 100_000
     objs = [orjson.dumps(configmap(f"p{i % 100}", f"cm{i}")) for i in range(n)]
     encoded = sum(len(b) for b in objs) / n
-    index = Index()
+    index = Index(PREFIX + "/")  # as a cacher builds it: keys held without the prefix
     rss_before = _rss()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i, data in enumerate(objs):
-        obj = orjson.loads(data)
-        obj["metadata"]["resourceVersion"] = str(i + 1)
-        index.put(f"{PREFIX}/clusters/p{i % 100}/default/cm{i}", i + 1, obj)
+        # As the reflector keeps it: the bytes (without resourceVersion), no dict.
+        index.put(f"{PREFIX}/clusters/p{i % 100}/default/cm{i}", CachedObject(data, i + 1))
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     rss_after = _rss()

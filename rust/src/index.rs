@@ -1,25 +1,77 @@
 //! The ordered index behind a watch cache: string keys in byte order, each with a value.
 //!
-//! [`OrdIndex`] is generic over the value type so the tree logic is tested with plain Rust
-//! values. It wraps a persistent B+ tree (`imbl::OrdMap`), so [`OrdIndex::snapshot`] is O(1): a
-//! snapshot shares every node with the live index, and a later write copies only the path it
-//! touches.
+//! [`OrdIndex`] is generic over the value type (anything that holds its own key, [`Keyed`]) so
+//! the tree logic is tested with plain Rust values. It wraps a persistent B+ tree
+//! (`imbl::OrdSet`), so [`OrdIndex::snapshot`] is O(1): a snapshot shares every node with the
+//! live index, and a later write copies only the path it touches.
 //!
-//! The Python classes (`py` submodule) store `Arc<Entry>` values. Cloning a map (for a snapshot
-//! or when a write copies a shared node) then only bumps Rust reference counts; Python reference
-//! counts are touched only when an entry is created or finally dropped.
+//! The Python classes (`py` submodule) store [`Entry`](crate::objects::Entry) values: each
+//! object's key, encoded JSON and projection in one allocation (`objects.rs`), no Python
+//! object. The key lives in the value so a tree slot is one pointer and an object one
+//! allocation. Cloning a map (for a snapshot or when a write copies a shared node) only bumps
+//! Rust reference counts, and LIST pages are assembled from the bytes without creating a
+//! Python object per item.
 
-use imbl::OrdMap;
+use imbl::OrdSet;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// A persistent ordered map from string keys to `V`, with prefix range queries.
-#[derive(Debug, Clone)]
-pub struct OrdIndex<V: Clone> {
-    map: OrdMap<Arc<str>, V>,
+/// A value that carries the key it is indexed under.
+pub trait Keyed {
+    fn key(&self) -> &[u8];
 }
 
-impl<V: Clone> Default for OrdIndex<V> {
+impl<V> Keyed for (Arc<str>, V) {
+    fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl Keyed for crate::objects::Entry {
+    fn key(&self) -> &[u8] {
+        crate::objects::Entry::key(self)
+    }
+}
+
+/// A value ordered (and looked up) by its key alone.
+#[derive(Debug, Clone)]
+struct ByKey<V>(V);
+
+impl<V: Keyed> PartialEq for ByKey<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl<V: Keyed> Eq for ByKey<V> {}
+
+impl<V: Keyed> PartialOrd for ByKey<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V: Keyed> Ord for ByKey<V> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.key().cmp(other.0.key())
+    }
+}
+
+impl<V: Keyed> Borrow<[u8]> for ByKey<V> {
+    fn borrow(&self) -> &[u8] {
+        self.0.key()
+    }
+}
+
+/// A persistent ordered set of `V` by key, with prefix range queries.
+#[derive(Debug, Clone)]
+pub struct OrdIndex<V: Keyed + Clone> {
+    set: OrdSet<ByKey<V>>,
+}
+
+impl<V: Keyed + Clone> Default for OrdIndex<V> {
     fn default() -> Self {
         Self::new()
     }
@@ -34,46 +86,46 @@ fn lower_bound<'a>(prefix: &'a str, start_after: Option<&'a str>) -> Bound<&'a s
     }
 }
 
-impl<V: Clone> OrdIndex<V> {
+impl<V: Keyed + Clone> OrdIndex<V> {
     /// An empty index.
     pub fn new() -> Self {
-        OrdIndex { map: OrdMap::new() }
+        OrdIndex { set: OrdSet::new() }
     }
 
     /// Number of keys.
     #[inline]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.set.len()
     }
 
     /// True when there are no keys.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.set.is_empty()
     }
 
-    /// Insert or replace; returns the previous value.
+    /// Insert or replace the value under its key; returns the previous value.
     #[inline]
-    pub fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
-        self.map.insert(key, value)
+    pub fn insert(&mut self, value: V) -> Option<V> {
+        self.set.insert(ByKey(value)).map(|v| v.0)
     }
 
     /// Remove; returns the previous value.
     #[inline]
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key)
+        self.set.remove(key.as_bytes()).map(|v| v.0)
     }
 
     /// The value for `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.map.get(key)
+        self.set.get(key.as_bytes()).map(|v| &v.0)
     }
 
     /// True when `key` is present.
     #[inline]
     pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.set.contains(key.as_bytes())
     }
 
     /// Remove everything, returning the old contents (so the caller decides where they drop).
@@ -88,7 +140,20 @@ impl<V: Clone> OrdIndex<V> {
         self.clone()
     }
 
-    /// Entries whose key starts with `prefix`, strictly after `start_after` when given, in key
+    /// Every value from `lower` (a key bound) on, in key order.
+    #[inline]
+    pub fn iter_from<'a>(&'a self, lower: Bound<&str>) -> impl Iterator<Item = &'a V> {
+        let lower: Bound<&[u8]> = match lower {
+            Bound::Included(k) => Bound::Included(k.as_bytes()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.set
+            .range::<_, [u8]>((lower, Bound::Unbounded))
+            .map(|v| &v.0)
+    }
+
+    /// Values whose key starts with `prefix`, strictly after `start_after` when given, in key
     /// order. O(log n) to find the start, then O(1) per item; stops at the first key past the
     /// prefix.
     #[inline]
@@ -96,27 +161,17 @@ impl<V: Clone> OrdIndex<V> {
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> + 'a {
-        let bounds: (Bound<&str>, Bound<&str>) =
-            (lower_bound(prefix, start_after), Bound::Unbounded);
-        self.map
-            .range::<_, str>(bounds)
-            .take_while(move |(k, _)| k.starts_with(prefix))
+    ) -> impl Iterator<Item = &'a V> + 'a {
+        self.iter_from(lower_bound(prefix, start_after))
+            .take_while(move |v| v.key().starts_with(prefix.as_bytes()))
     }
 
     /// Like [`range_iter`](Self::range_iter), collected, with an optional item limit.
-    pub fn range(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: Option<usize>,
-    ) -> Vec<(Arc<str>, V)> {
-        let it = self.range_iter(prefix, start_after);
-        let it: Box<dyn Iterator<Item = _>> = match limit {
-            Some(n) => Box::new(it.take(n)),
-            None => Box::new(it),
-        };
-        it.map(|(k, v)| (k.clone(), v.clone())).collect()
+    pub fn range(&self, prefix: &str, start_after: Option<&str>, limit: Option<usize>) -> Vec<V> {
+        self.range_iter(prefix, start_after)
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 
     /// Number of keys starting with `prefix` (and after `start_after`, when given).
@@ -124,7 +179,7 @@ impl<V: Clone> OrdIndex<V> {
     #[inline]
     pub fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
         if prefix.is_empty() && start_after.is_none() {
-            return self.map.len();
+            return self.set.len();
         }
         self.range_iter(prefix, start_after).count()
     }
@@ -133,77 +188,233 @@ impl<V: Clone> OrdIndex<V> {
 /// Python classes `Index` and `IndexSnapshot`.
 pub mod py {
     use super::OrdIndex;
+    use crate::objects::py::{typed, CachedObject, Selector};
+    use crate::objects::{Entry, Typed};
     use pyo3::prelude::*;
-    use pyo3::types::{PyInt, PyList, PyString, PyTuple};
+    use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+    use std::borrow::Cow;
+    use std::ops::Bound as B;
     use std::sync::{Arc, Mutex, MutexGuard};
 
-    /// One stored value. `item` is the `(key, resource_version, object)` tuple that `range`
-    /// returns, built once at `put`, so a range query allocates nothing per item but the list.
-    pub struct Entry {
-        rv: u64,
-        item: Py<PyTuple>,
+    type Map = OrdIndex<Entry>;
+
+    fn wrap(entry: Entry) -> CachedObject {
+        CachedObject { entry }
     }
 
-    impl Entry {
-        fn object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-            // The tuple was built by `put` with exactly three items.
-            self.item
-                .bind(py)
-                .get_item(2)
-                .expect("index entry tuple has three items")
-        }
-
-        fn pair<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-            let item = self.item.bind(py);
-            PyTuple::new(py, [item.get_item(1)?, item.get_item(2)?])
-        }
+    /// How keys are held: a key that starts with the index's prefix without it (behind the
+    /// tag `\x01`), any other key whole, behind `\x00` if it sorts before the prefix's keys
+    /// and `\x02` after them. The keys under a prefix are one contiguous run of the order, so
+    /// the tags keep the order of the whole keys, and every cached key of a resource saves the
+    /// resource prefix it would repeat (a quarter of a typical key). No prefix: keys as given.
+    #[derive(Clone)]
+    struct KeyForm {
+        prefix: Arc<str>,
     }
 
-    type Map = OrdIndex<Arc<Entry>>;
-
-    fn pair_or_none<'py>(
-        py: Python<'py>,
-        entry: Option<Arc<Entry>>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        entry.map(|e| e.pair(py)).transpose()
-    }
-
-    fn range_list<'py>(
-        py: Python<'py>,
-        map: &Map,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: Option<usize>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let it = map.range_iter(prefix, start_after);
-        let items: Vec<Bound<'py, PyTuple>> = match limit {
-            Some(n) => {
-                let mut items = Vec::with_capacity(n.min(map.len()).min(4096));
-                items.extend(it.take(n).map(|(_, e)| e.item.bind(py).clone()));
-                items
+    impl KeyForm {
+        fn store<'k>(&self, key: &'k str) -> Cow<'k, str> {
+            let p = &*self.prefix;
+            if p.is_empty() {
+                return Cow::Borrowed(key);
             }
-            None => it.map(|(_, e)| e.item.bind(py).clone()).collect(),
-        };
-        PyList::new(py, items)
+            let (tag, rest) = match key.strip_prefix(p) {
+                Some(rest) => ('\u{1}', rest),
+                None if key < p => ('\u{0}', key),
+                None => ('\u{2}', key),
+            };
+            let mut out = String::with_capacity(rest.len() + 1);
+            out.push(tag);
+            out.push_str(rest);
+            Cow::Owned(out)
+        }
+
+        /// The whole key of an entry (keys are stored from `&str`, so valid UTF-8).
+        fn load(&self, stored: &[u8]) -> String {
+            let stored = String::from_utf8_lossy(stored);
+            let p = &*self.prefix;
+            if p.is_empty() {
+                return stored.into_owned();
+            }
+            match stored.strip_prefix('\u{1}') {
+                Some(rest) => format!("{p}{rest}"),
+                None => stored[1..].to_owned(),
+            }
+        }
+
+        /// Does the whole key held as `stored` start with `q`? (No allocation.)
+        fn starts_with(&self, stored: &[u8], q: &str) -> bool {
+            let (p, q) = (self.prefix.as_bytes(), q.as_bytes());
+            if p.is_empty() {
+                return stored.starts_with(q);
+            }
+            match stored.split_first() {
+                Some((1, rest)) => {
+                    if q.len() <= p.len() {
+                        p.starts_with(q)
+                    } else {
+                        q.starts_with(p) && rest.starts_with(&q[p.len()..])
+                    }
+                }
+                Some((_, rest)) => rest.starts_with(q),
+                None => q.is_empty(),
+            }
+        }
+
+        /// Calls `visit` with the entries whose key starts with `q`, in key order, from `start`
+        /// (exclusive unless `inclusive`; a start before `q` starts at `q`), until it returns
+        /// false.
+        fn scan<'m>(
+            &self,
+            map: &'m Map,
+            q: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            mut visit: impl FnMut(&'m Entry) -> bool,
+        ) {
+            let (lower, inclusive) = match start {
+                Some(s) if s >= q => (s, inclusive),
+                _ => (q, true),
+            };
+            let lower = self.store(lower);
+            let bound = if inclusive {
+                B::Included(&*lower)
+            } else {
+                B::Excluded(&*lower)
+            };
+            for e in map.iter_from(bound) {
+                if !self.starts_with(e.key(), q) || !visit(e) {
+                    break;
+                }
+            }
+        }
+
+        fn count(&self, map: &Map, prefix: &str, start_after: Option<&str>) -> usize {
+            if prefix.is_empty() && start_after.is_none() {
+                return map.len();
+            }
+            let mut n = 0;
+            self.scan(map, prefix, start_after, false, |_| {
+                n += 1;
+                true
+            });
+            n
+        }
+
+        fn range_list<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: Option<usize>,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let mut found: Vec<&Entry> = Vec::new();
+            if limit != Some(0) {
+                self.scan(map, prefix, start_after, false, |e| {
+                    found.push(e);
+                    limit.is_none_or(|n| found.len() < n)
+                });
+            }
+            let items = found
+                .into_iter()
+                .map(|e| {
+                    let obj = Bound::new(py, wrap(e.clone()))?;
+                    PyTuple::new(
+                        py,
+                        [
+                            PyString::new(py, &self.load(e.key())).into_any(),
+                            e.rv().into_pyobject(py)?.into_any(),
+                            obj.into_any(),
+                        ],
+                    )
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)
+        }
+
+        fn keys_list<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let mut keys: Vec<String> = Vec::new();
+            self.scan(map, prefix, None, false, |e| {
+                keys.push(self.load(e.key()));
+                true
+            });
+            PyList::new(py, keys)
+        }
+
+        /// The entries a page of a LIST takes: from `start` (after it, or from it when
+        /// `inclusive`), those `selector` matches, at most `limit`. Returns them, the key of
+        /// the last one, and whether any key in the prefix follows it (matching or not: a
+        /// continue token only promises that the list may go on).
+        fn select_entries(
+            &self,
+            map: &Map,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<Entry>, Option<String>, bool) {
+            let limit = limit.filter(|n| *n > 0);
+            let selector = selector.map(|s| &s.inner).filter(|s| !s.is_empty());
+            let mut out = Vec::new();
+            let mut last: Option<&[u8]> = None;
+            let mut more = false;
+            self.scan(map, prefix, start, inclusive, |e| {
+                if limit.is_some_and(|n| out.len() >= n) {
+                    more = true;
+                    return false;
+                }
+                if selector.is_none_or(|s| s.matches(e)) {
+                    out.push(e.clone());
+                    last = Some(e.key());
+                }
+                true
+            });
+            (out, last.map(|k| self.load(k)), more)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            map: &Map,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            let typed = typed(kind, api_version)?.map(|(k, a)| Typed::new(k, a));
+            let (entries, last, more) =
+                self.select_entries(map, prefix, start, inclusive, limit, selector);
+            let size: usize = entries.iter().map(|e| e.json().len() + 64).sum();
+            let mut out = Vec::with_capacity(size);
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                e.render_into(&mut out, e.rv(), typed.as_ref());
+            }
+            Ok((PyBytes::new(py, &out), entries.len(), last, more))
+        }
     }
 
-    fn keys_list<'py>(py: Python<'py>, map: &Map, prefix: &str) -> PyResult<Bound<'py, PyList>> {
-        let items = map
-            .range_iter(prefix, None)
-            .map(|(_, e)| e.item.bind(py).get_item(0))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
-    }
-
-    /// Ordered index of `key -> (resource_version, object)`; see the module docs.
+    /// Ordered index of `key -> CachedObject`; see the module docs.
     ///
-    /// Thread safety: the map sits behind a mutex. While the mutex is held no Python code runs
-    /// and no Python object is created or dropped (reads clone the map in O(1) and work on the
-    /// clone; writes hand the replaced entry back to be dropped after unlocking), so a
-    /// finalizer or GC pass can never run while the lock is held and block another thread.
+    /// Thread safety: the map sits behind a mutex; no Python code runs while it is held
+    /// (entries are plain Rust values), and reads clone the map in O(1) and work on the clone.
     #[pyclass(frozen, module = "tenantstore._native")]
     pub struct Index {
         map: Mutex<Map>,
+        keys: KeyForm,
     }
 
     impl Index {
@@ -221,57 +432,43 @@ pub mod py {
 
     #[pymethods]
     impl Index {
+        /// `prefix`: the prefix most keys share (a cacher's resource prefix), held once
+        /// rather than in every key; any key may still be stored.
         #[new]
-        fn new() -> Self {
+        #[pyo3(signature = (prefix = ""))]
+        fn new(prefix: &str) -> Self {
             Index {
                 map: Mutex::new(Map::new()),
+                keys: KeyForm {
+                    prefix: Arc::from(prefix),
+                },
             }
         }
 
-        /// Insert or replace `key`; returns the previous (resource_version, object) or None.
-        fn put<'py>(
-            &self,
-            key: Bound<'py, PyString>,
-            resource_version: Bound<'py, PyInt>,
-            obj: Bound<'py, PyAny>,
-        ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let py = key.py();
-            let rv: u64 = resource_version.extract()?;
-            // Keep the caller's int object (no new allocation) unless it is an int subclass
-            // such as bool, which would otherwise leak into range() results.
-            let rv_obj = if resource_version.is_exact_instance_of::<PyInt>() {
-                resource_version.into_any()
-            } else {
-                rv.into_pyobject(py)?.into_any()
-            };
-            let rust_key: Arc<str> = Arc::from(key.to_str()?);
-            let item = PyTuple::new(py, [key.into_any(), rv_obj, obj])?.unbind();
-            let entry = Arc::new(Entry { rv, item });
-            let previous = self.lock().insert(rust_key, entry);
-            pair_or_none(py, previous)
+        /// Insert or replace `key`; returns the previous object or None.
+        fn put(&self, key: &str, obj: &CachedObject) -> PyResult<Option<CachedObject>> {
+            let entry = obj.entry.with_key(&self.keys.store(key))?;
+            let previous = self.lock().insert(entry);
+            Ok(previous.map(wrap))
         }
 
-        /// Remove `key`; returns the previous (resource_version, object) or None.
-        fn delete<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let previous = self.lock().remove(key);
-            pair_or_none(py, previous)
+        /// Remove `key`; returns the previous object or None.
+        fn delete(&self, key: &str) -> Option<CachedObject> {
+            let stored = self.keys.store(key);
+            let previous = self.lock().remove(&stored);
+            previous.map(wrap)
         }
 
-        /// (resource_version, object) for `key`, or None.
-        fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            let entry = self.lock().get(key).cloned();
-            pair_or_none(py, entry)
+        /// The object at `key`, or None.
+        fn get(&self, key: &str) -> Option<CachedObject> {
+            let stored = self.keys.store(key);
+            self.lock().get(&stored).cloned().map(wrap)
         }
 
         /// The resource version stored for `key`, or None.
         fn resource_version(&self, key: &str) -> Option<u64> {
-            self.lock().get(key).map(|e| e.rv)
-        }
-
-        /// The object stored for `key`, or None.
-        fn get_object<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyAny>> {
-            let entry = self.lock().get(key).cloned();
-            entry.map(|e| e.object(py))
+            let stored = self.keys.store(key);
+            self.lock().get(&stored).map(|e| e.rv())
         }
 
         fn __len__(&self) -> usize {
@@ -280,7 +477,10 @@ pub mod py {
 
         fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
             match key.cast::<PyString>() {
-                Ok(key) => Ok(self.lock().contains(key.to_str()?)),
+                Ok(key) => {
+                    let stored = self.keys.store(key.to_str()?).into_owned();
+                    Ok(self.lock().contains(&stored))
+                }
                 Err(_) => Ok(false),
             }
         }
@@ -296,32 +496,82 @@ pub mod py {
             limit: Option<usize>,
         ) -> PyResult<Bound<'py, PyList>> {
             let view = self.view();
-            range_list(py, &view, prefix, start_after, limit)
+            self.keys.range_list(py, &view, prefix, start_after, limit)
+        }
+
+        /// A LIST page: `(objects, last key, more)`; see `select_encoded`.
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None))]
+        fn select(
+            &self,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<CachedObject>, Option<String>, bool) {
+            let view = self.view();
+            let (entries, last, more) = self
+                .keys
+                .select_entries(&view, prefix, start, inclusive, limit, selector);
+            (entries.into_iter().map(wrap).collect(), last, more)
+        }
+
+        /// A LIST page as the JSON of its items joined by commas: `(bytes, count, last key,
+        /// more)`. From `start` (exclusive unless `inclusive`), the objects `selector`
+        /// matches, at most `limit` (None or 0: all); `more` says a key follows the last.
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None, kind = None, api_version = None))]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            let view = self.view();
+            self.keys.select_encoded(
+                py,
+                &view,
+                prefix,
+                start,
+                inclusive,
+                limit,
+                selector,
+                kind,
+                api_version,
+            )
         }
 
         /// Number of keys starting with `prefix`, after `start_after` when given (the
         /// items left after a page, for `remainingItemCount`).
         #[pyo3(signature = (prefix = "", start_after = None))]
         fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
-            self.view().count(prefix, start_after)
+            self.keys.count(&self.view(), prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
         #[pyo3(signature = (prefix = ""))]
         fn keys<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
             let view = self.view();
-            keys_list(py, &view, prefix)
+            self.keys.keys_list(py, &view, prefix)
         }
 
         /// Remove every key.
         fn clear(&self) {
             let old = self.lock().take();
-            drop(old); // after unlocking: may run Python finalizers
+            drop(old);
         }
 
         /// An immutable O(1) view that later writes do not change.
         fn snapshot(&self) -> IndexSnapshot {
-            IndexSnapshot { map: self.view() }
+            IndexSnapshot {
+                map: self.view(),
+                keys: self.keys.clone(),
+            }
         }
 
         fn __repr__(&self) -> String {
@@ -336,23 +586,19 @@ pub mod py {
     #[pyclass(frozen, module = "tenantstore._native")]
     pub struct IndexSnapshot {
         map: Map,
+        keys: KeyForm,
     }
 
     #[pymethods]
     impl IndexSnapshot {
-        /// (resource_version, object) for `key`, or None.
-        fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-            pair_or_none(py, self.map.get(key).cloned())
+        /// The object at `key`, or None.
+        fn get(&self, key: &str) -> Option<CachedObject> {
+            self.map.get(&self.keys.store(key)).cloned().map(wrap)
         }
 
         /// The resource version stored for `key`, or None.
         fn resource_version(&self, key: &str) -> Option<u64> {
-            self.map.get(key).map(|e| e.rv)
-        }
-
-        /// The object stored for `key`, or None.
-        fn get_object<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyAny>> {
-            self.map.get(key).map(|e| e.object(py))
+            self.map.get(&self.keys.store(key)).map(|e| e.rv())
         }
 
         fn __len__(&self) -> usize {
@@ -361,7 +607,7 @@ pub mod py {
 
         fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
             match key.cast::<PyString>() {
-                Ok(key) => Ok(self.map.contains(key.to_str()?)),
+                Ok(key) => Ok(self.map.contains(&self.keys.store(key.to_str()?))),
                 Err(_) => Ok(false),
             }
         }
@@ -375,19 +621,63 @@ pub mod py {
             start_after: Option<&str>,
             limit: Option<usize>,
         ) -> PyResult<Bound<'py, PyList>> {
-            range_list(py, &self.map, prefix, start_after, limit)
+            self.keys
+                .range_list(py, &self.map, prefix, start_after, limit)
+        }
+
+        /// Same as [`Index::select`].
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None))]
+        fn select(
+            &self,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+        ) -> (Vec<CachedObject>, Option<String>, bool) {
+            let (entries, last, more) = self
+                .keys
+                .select_entries(&self.map, prefix, start, inclusive, limit, selector);
+            (entries.into_iter().map(wrap).collect(), last, more)
+        }
+
+        /// Same as [`Index::select_encoded`].
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (prefix, start = None, inclusive = false, limit = None, selector = None, kind = None, api_version = None))]
+        fn select_encoded<'py>(
+            &self,
+            py: Python<'py>,
+            prefix: &str,
+            start: Option<&str>,
+            inclusive: bool,
+            limit: Option<usize>,
+            selector: Option<&Selector>,
+            kind: Option<&str>,
+            api_version: Option<&str>,
+        ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<String>, bool)> {
+            self.keys.select_encoded(
+                py,
+                &self.map,
+                prefix,
+                start,
+                inclusive,
+                limit,
+                selector,
+                kind,
+                api_version,
+            )
         }
 
         /// Number of keys starting with `prefix`, after `start_after` when given.
         #[pyo3(signature = (prefix = "", start_after = None))]
         fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
-            self.map.count(prefix, start_after)
+            self.keys.count(&self.map, prefix, start_after)
         }
 
         /// Keys starting with `prefix`, in order.
         #[pyo3(signature = (prefix = ""))]
         fn keys<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
-            keys_list(py, &self.map, prefix)
+            self.keys.keys_list(py, &self.map, prefix)
         }
 
         fn __repr__(&self) -> String {
@@ -404,6 +694,58 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// The index over `(key, value)` pairs, with the map-like calls the tests read best.
+    #[derive(Clone, Debug)]
+    struct Pairs<V: Clone>(OrdIndex<(Arc<str>, V)>);
+
+    impl<V: Clone> Pairs<V> {
+        fn new() -> Self {
+            Pairs(OrdIndex::new())
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+        fn contains(&self, key: &str) -> bool {
+            self.0.contains(key)
+        }
+        fn count(&self, prefix: &str, start_after: Option<&str>) -> usize {
+            self.0.count(prefix, start_after)
+        }
+        fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
+            self.0.insert((key, value)).map(|p| p.1)
+        }
+        fn remove(&mut self, key: &str) -> Option<V> {
+            self.0.remove(key).map(|p| p.1)
+        }
+        fn get(&self, key: &str) -> Option<&V> {
+            self.0.get(key).map(|p| &p.1)
+        }
+        fn take(&mut self) -> Self {
+            Pairs(self.0.take())
+        }
+        fn snapshot(&self) -> Self {
+            Pairs(self.0.snapshot())
+        }
+        fn range(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: Option<usize>,
+        ) -> Vec<(Arc<str>, V)> {
+            self.0.range(prefix, start_after, limit)
+        }
+        fn range_iter<'a>(
+            &'a self,
+            prefix: &'a str,
+            start_after: Option<&'a str>,
+        ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> + 'a {
+            self.0.range_iter(prefix, start_after).map(|p| (&p.0, &p.1))
+        }
+    }
+
     fn k(s: &str) -> Arc<str> {
         Arc::from(s)
     }
@@ -412,8 +754,8 @@ mod tests {
         v.iter().map(|(k, _)| &**k).collect()
     }
 
-    fn sample() -> OrdIndex<u64> {
-        let mut idx = OrdIndex::new();
+    fn sample() -> Pairs<u64> {
+        let mut idx = Pairs::new();
         for (i, key) in ["/a/1", "/a/2", "/a/3", "/ab/1", "/b/1", "/a", "/a/"]
             .iter()
             .enumerate()
@@ -481,7 +823,7 @@ mod tests {
 
     #[test]
     fn unicode_and_byte_order() {
-        let mut idx = OrdIndex::new();
+        let mut idx = Pairs::new();
         for key in ["/p/é", "/p/z", "/p/\u{10000}", "/p/A", "/p\u{7f}"] {
             idx.insert(k(key), 0u8);
         }
@@ -528,9 +870,9 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut idx: OrdIndex<u64> = OrdIndex::new();
+        let mut idx: Pairs<u64> = Pairs::new();
         let mut model: BTreeMap<String, u64> = BTreeMap::new();
-        let mut snaps: Vec<(OrdIndex<u64>, BTreeMap<String, u64>)> = Vec::new();
+        let mut snaps: Vec<(Pairs<u64>, BTreeMap<String, u64>)> = Vec::new();
         let key_of = |n: u64| format!("/r/{}/{:03}", n % 7, (n / 7) % 150);
         for step in 0..20_000u64 {
             let r = next();

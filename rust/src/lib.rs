@@ -3,6 +3,7 @@
 //! * [`keys`]: per-project storage-key rewriting and project-id validation.
 //! * [`frame`]: storage-key frames around stored values.
 //! * [`index`]: the persistent ordered index behind the watch cache.
+//! * [`objects`]: cached objects kept as encoded JSON, their projection and selectors.
 //!
 //! Each module keeps its logic in plain Rust (covered by `cargo test`) and its Python bindings in
 //! a `py` submodule; this file only registers the exports. Errors cross the boundary one way:
@@ -15,6 +16,7 @@
 pub mod frame;
 pub mod index;
 pub mod keys;
+pub mod objects;
 
 use pyo3::prelude::*;
 
@@ -46,6 +48,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame::py::frame, m)?)?;
     m.add_function(wrap_pyfunction!(frame::py::unframe, m)?)?;
 
+    m.add_class::<objects::py::CachedObject>()?;
+    m.add_class::<objects::py::Selector>()?;
     m.add_class::<index::py::Index>()?;
     m.add_class::<index::py::IndexSnapshot>()?;
     Ok(())

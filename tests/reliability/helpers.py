@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tenantstore.cacher import Cacher
+from tenantstore.index import decode
 from tenantstore.keys import scope_prefix
 from tenantstore.storage import (
     AlreadyExistsError,
@@ -482,7 +483,8 @@ async def store_state(store: KVStorage, resource: str, project: str) -> State:
 def cacher_state(cacher: Cacher, resource: str, project: str) -> State:
     prefix = scope_prefix(resource, project)
     out: State = {}
-    for key, rv, obj in cacher.index.range(prefix):
+    for key, rv, cached in cacher.index.range(prefix):
+        obj = decode(cached)
         if key != f"{prefix}{rel_key(obj)}":
             out[f"!mismatched key {key}"] = (rv, value_of(obj))
         out[rel_key(obj)] = (rv, value_of(obj))

@@ -66,7 +66,11 @@ async def test_same_name_in_each_scope_is_separate(
             with pytest.raises(AlreadyExistsError) as err:
                 await store.create(f"{prefix}/ns/a", obj("a"))
             assert "clusters" not in str(err.value) and "/root" not in str(err.value)
-    keys = factory.cacher(prefix).index.keys()
+    # Consistent GETs are the store's: let the cache catch up before reading its keys.
+    cacher = factory.cacher(prefix)
+    rv = await cacher.current_resource_version()
+    await cacher.get_list(prefix, ListOptions(resource_version=str(rv), recursive=True))
+    keys = cacher.index.keys()
     assert keys == sorted(
         [f"{prefix}/clusters/p1/ns/a", f"{prefix}/clusters/p2/ns/a", f"{prefix}/root/ns/a"]
     )

@@ -16,11 +16,19 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..index import Index, IndexSnapshot
+from ..index import (
+    CachedObject,
+    CachedWatchEvent,
+    Index,
+    IndexSnapshot,
+    compile_predicate,
+    decode,
+)
 from ..storage import continue_token
+from ..storage.encoded import EncodedList
 from ..storage.errors import GoneError, TooLargeResourceVersionError, not_found
 from ..storage.events import EventType, WatchEvent, error_event, initial_events_end
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
@@ -71,7 +79,8 @@ class Cacher:
         self.key_func = key_func or default_key_func(self.prefix)
         self.watcher_capacity = watcher_capacity
         self.bookmark_interval = bookmark_interval
-        self.index = Index()
+        # Keys under the resource prefix are held without it (see `Index`).
+        self.index = Index(self.prefix + "/")
         self.window = EventWindow(window_seconds, window_max_events)
         self.watchers = watcher_table(self._on_watcher_terminated)
         self._snapshots: OrderedDict[int, IndexSnapshot] = OrderedDict()
@@ -230,6 +239,23 @@ class Cacher:
     async def get(
         self, key: str, *, resource_version: str = "", ignore_not_found: bool = False
     ) -> Object | None:
+        got = await self._get(key, resource_version, ignore_not_found)
+        return decode(got) if isinstance(got, CachedObject) else got
+
+    async def get_encoded(
+        self, key: str, *, resource_version: str = "", kind: str, api_version: str
+    ) -> bytes | Object:
+        """`get`, as the object's JSON typed `kind`/`api_version` when served from the
+        cache (a dict when the store answered)."""
+        got = await self._get(key, resource_version, False)
+        if isinstance(got, CachedObject):
+            return got.encode(kind, api_version)
+        assert got is not None
+        return got
+
+    async def _get(
+        self, key: str, resource_version: str, ignore_not_found: bool
+    ) -> CachedObject | Object | None:
         check_key(key, self.prefix)
         if await self._delegator.get(resource_version):
             got = await self.store.get(
@@ -242,72 +268,97 @@ class Cacher:
             if ignore_not_found:
                 return None
             raise not_found(key)
-        found = self.index.get_object(key)
+        found = self.index.get(key)
         if found is None:
             if ignore_not_found:
                 return None
             raise not_found(key)
-        obj: Object = found
-        return obj
+        return found
 
     async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        listed = await self._timed_list(key, opts, None)
+        assert isinstance(listed, ObjectList)
+        return listed
+
+    async def get_list_encoded(
+        self, key: str, opts: ListOptions, *, kind: str, api_version: str
+    ) -> EncodedList | ObjectList:
+        """`get_list`, with the items assembled from the cached bytes (typed `kind` /
+        `api_version`) when the cache serves it; a delegated list comes back as dicts."""
+        return await self._timed_list(key, opts, (kind, api_version))
+
+    async def _timed_list(
+        self, key: str, opts: ListOptions, typed: tuple[str, str] | None
+    ) -> ObjectList | EncodedList:
         check_key(key, self.prefix)
         started = time.perf_counter()
         try:
-            return await self._get_list(key, opts)
+            return await self._get_list(key, opts, typed)
         finally:
             self._m_list_latency.observe(time.perf_counter() - started)
 
-    async def _get_list(self, key: str, opts: ListOptions) -> ObjectList:
+    async def _get_list(
+        self, key: str, opts: ListOptions, typed: tuple[str, str] | None
+    ) -> ObjectList | EncodedList:
         await self._check_not_compacted(key, opts)
         if await self._delegator.get_list(key, opts):
             return self._as_cached(key, opts, await self.store.get_list(key, opts))
-        pred = opts.predicate
+        selector = compile_predicate(opts.predicate)
         if not opts.recursive:
-            got = self.index.get_object(key)
-            single = [got] if got is not None and pred.matches(got) else []
-            return ObjectList(items=single, resource_version=self.resource_version)
+            got = self.index.get(key)
+            single = (
+                [got] if got is not None and (selector is None or got.matches(selector)) else []
+            )
+            if typed is not None:
+                data = b",".join(o.encode(*typed) for o in single)
+                return EncodedList(data, len(single), self.resource_version)
+            return ObjectList(
+                items=[decode(o) for o in single], resource_version=self.resource_version
+            )
 
         prefix = continue_token.list_prefix(key)
         view: Index | IndexSnapshot
-        start_after: str | None = None
-        include_start: str | None = None
+        start: str | None = None
+        inclusive = False
         if opts.continue_:
             start, list_rv = continue_token.decode(opts.continue_, prefix)
             view = self._snapshots[list_rv]  # held: the delegator checked
             self._snapshots.move_to_end(list_rv)
             if start.endswith("\x00"):
-                start_after = start[:-1]
+                start = start[:-1]
             else:
-                include_start = start
+                inclusive = True
         else:
             list_rv = self.resource_version
             view = self.index.snapshot() if opts.limit else self.index
 
-        limit = opts.limit
-        items: list[Object] = []
-        last_key = ""
-        more = False
-        scan = _scan(view, prefix, start_after, include_start, limit)
-        for k, obj in scan:
-            if pred.matches(obj):
-                items.append(obj)
-                last_key = k
-                if limit and len(items) >= limit:
-                    more = next(scan, None) is not None
-                    break
+        limit = opts.limit or None
+        encoded: bytes = b""
+        objects: list[CachedObject] = []
+        if typed is not None:
+            encoded, count, last_key, more = view.select_encoded(
+                prefix, start, inclusive, limit, selector, *typed
+            )
+        else:
+            objects, last_key, more = view.select(prefix, start, inclusive, limit, selector)
+            count = len(objects)
         token = ""
         remaining: int | None = None
-        if more:
+        if more and last_key is not None:
             token = continue_token.encode(last_key + "\x00", prefix, list_rv)
             if isinstance(view, IndexSnapshot) and list_rv not in self._snapshots:
                 self._snapshots[list_rv] = view
                 while len(self._snapshots) > MAX_SNAPSHOTS:
                     self._snapshots.popitem(last=False)
-            if pred.empty:
+            if selector is None:
                 remaining = view.count(prefix, last_key)
+        if typed is not None:
+            return EncodedList(encoded, count, list_rv, token, remaining)
         return ObjectList(
-            items=items, resource_version=list_rv, continue_=token, remaining_item_count=remaining
+            items=[decode(o) for o in objects],
+            resource_version=list_rv,
+            continue_=token,
+            remaining_item_count=remaining,
         )
 
     async def _check_not_compacted(self, key: str, opts: ListOptions) -> None:
@@ -495,13 +546,13 @@ class Cacher:
         self, key: str, prefix: str, exact: bool, opts: ListOptions
     ) -> list[WatchEvent]:
         """The cache's current state under `prefix` (or at `key`) as ADDED events."""
+        selector = compile_predicate(opts.predicate)
         if exact:
-            got = self.index.get_object(key)
-            found = [got] if got is not None else []
+            got = self.index.get(key)
+            found = [got] if got is not None and (selector is None or got.matches(selector)) else []
         else:
-            found = [obj for _k, _rv, obj in self.index.range(prefix)]
-        pred = opts.predicate
-        return [WatchEvent(EventType.ADDED, o) for o in found if pred.matches(o)]
+            found, _last, _more = self.index.select(prefix, selector=selector)
+        return [CachedWatchEvent(EventType.ADDED, o) for o in found]
 
     def _register(
         self,
@@ -553,35 +604,6 @@ def _gone_watch(rv: int, floor: int) -> QueueWatch:
     w = QueueWatch(1)
     w.finish(error_event(GoneError(f"too old resource version: {rv} ({floor})").to_status()))
     return w
-
-
-def _scan(
-    view: Index | IndexSnapshot,
-    prefix: str,
-    start_after: str | None,
-    include_start: str | None,
-    limit: int,
-) -> Iterator[tuple[str, Object]]:
-    """(key, object) under `prefix` in key order from the resume point, read in growing
-    batches so a selective predicate does not copy the whole range at once."""
-    if include_start is not None:
-        got = view.get(include_start)
-        if got is not None and include_start.startswith(prefix):
-            yield include_start, got[1]
-        start_after = include_start
-    if not limit:
-        for k, _rv, obj in view.range(prefix, start_after, None):
-            yield k, obj
-        return
-    chunk = max(limit + 1, 64)
-    while True:
-        batch = view.range(prefix, start_after, chunk)
-        for k, _rv, obj in batch:
-            yield k, obj
-        if len(batch) < chunk:
-            return
-        start_after = batch[-1][0]
-        chunk = min(chunk * 2, 10_000)
 
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..index import Index, IndexSnapshot
+from ..index import Index, IndexSnapshot, decode
 from ..storage import continue_token
 from ..storage.interface import Object
 from ..storage.options import ListOptions, ResourceVersionMatch, parse_resource_version
@@ -71,5 +71,6 @@ class Delegator:
         """The cached object saves the store its first read of an update when the caller
         has no better guess; the store re-reads if it proves stale, so it need not be fresh."""
         if suggestion is None:
-            return self._index.get_object(key)
+            cached = self._index.get(key)
+            return decode(cached) if cached is not None else None
         return suggestion

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from ..codec import resource_version_of
-from ..index import Index, IndexSnapshot
+from ..index import CachedObject, Index, IndexSnapshot, encode_object
 from ..storage.errors import GoneError, StorageError
 from ..storage.events import EventType, error_event
 from ..storage.interface import Object, Storage
@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 # (raise) an object that does not belong there.
 KeyFunc = Callable[[Object, str], str]
 
-# How many objects the reflector asks the store for per page when it lists.
-LIST_PAGE = 5000
+# How many objects the reflector asks the store for per page when it lists. A page is
+# decoded, keyed and kept as bytes before the next is read, so this bounds the decoded
+# dicts alive at once, which the process keeps as RSS after they are freed (client-go's
+# pager reads 500 at a time).
+LIST_PAGE = 1000
 # Events the store watch may buffer for the reflector before it is ended as too slow.
 REFLECTOR_CAPACITY = 1_000_000
 # Retry back-off after a failed list or watch: doubling from the start to the cap (each
@@ -177,41 +180,46 @@ class Reflector:
         re-lists, as upstream: no watcher ever sees a gap or a duplicate.
         """
         self._m_relists.inc()
-        items: list[Object] = []
-        storage_keys: list[str] = []
+        # Each page is keyed and kept as bytes before the next is read, so the decoded
+        # dicts of one page at most are alive at a time: a list of the whole resource
+        # would otherwise leave the process at the size of every object decoded at once
+        # (the allocator keeps the arenas the surviving strings are scattered over).
+        # Keying per page sees the tenant map as keying after the last page would: the
+        # first claim on a uid wins, and every page is recorded before it is keyed.
+        fresh: dict[str, CachedObject] = {}
         opts = ListOptions(recursive=True, limit=LIST_PAGE)
         while True:
             page = await self.store.get_list(self.prefix, opts)
-            items.extend(page.items)
-            storage_keys.extend(page.keys if page.keys is not None else [""] * len(page.items))
-            if not page.continue_:
+            keys = page.keys if page.keys is not None else [""] * len(page.items)
+            for obj, storage_key in zip(page.items, keys, strict=True):
+                key = self._key(obj, storage_key)
+                cached = self._encode(obj) if key is not None else None
+                if key is not None and cached is not None:
+                    fresh[key] = cached
+            list_rv, token = page.resource_version, page.continue_
+            del page, keys
+            if not token:
                 break
-            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=page.continue_)
-        list_rv = page.resource_version
+            opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=token)
         first = not self.freshness.ready.is_set()
-        fresh: dict[str, Object] = {}
-        for obj, storage_key in zip(items, storage_keys, strict=True):
-            key = self._key(obj, storage_key)
-            if key is not None:
-                fresh[key] = obj
         now = time.monotonic()
         if first:
-            for key, obj in fresh.items():
-                self.index.put(key, resource_version_of(obj), obj)
+            for key, cached in fresh.items():
+                self.index.put(key, cached)
             self.window.reset(list_rv)
         else:
             events: list[CacheEvent] = []
             for key, _rv, old in self.index.range(""):
                 if key not in fresh:
-                    gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(list_rv)}}
+                    gone = old.with_resource_version(list_rv)
                     events.append(CacheEvent(EventType.DELETED, key, gone, old, list_rv, now))
-            for key, obj in fresh.items():
+            for key, cached in fresh.items():
                 cur = self.index.get(key)
-                rv = resource_version_of(obj)
+                rv = cached.resource_version
                 if cur is None:
-                    events.append(CacheEvent(EventType.ADDED, key, obj, None, rv, now))
-                elif cur[0] != rv:
-                    events.append(CacheEvent(EventType.MODIFIED, key, obj, cur[1], rv, now))
+                    events.append(CacheEvent(EventType.ADDED, key, cached, None, rv, now))
+                elif cur.resource_version != rv:
+                    events.append(CacheEvent(EventType.MODIFIED, key, cached, cur, rv, now))
             events.sort(key=lambda e: e.resource_version)
             for ev in events:
                 # Listeners (the tenancy deletion tracker) see the difference; watchers
@@ -261,8 +269,9 @@ class Reflector:
                     continue  # already applied (a re-watch overlapping the last event)
                 self._m_received.inc()
                 key = self._key(ev.object, ev.key)
-                if key is not None:
-                    self._apply(CacheEvent(ev.type, key, ev.object, None, rv, time.monotonic()))
+                cached = self._encode(ev.object) if key is not None else None
+                if key is not None and cached is not None:
+                    self._apply(CacheEvent(ev.type, key, cached, None, rv, time.monotonic()))
                 elif ev.key:
                     self._drop_stale(ev.key, rv)
                 freshness.advance(rv)
@@ -272,11 +281,10 @@ class Reflector:
         """A refused event for a key the cache holds: the cached version is no longer
         what is stored there, so it goes (fail closed), rather than being served stale
         for ever while the store moves on."""
-        held = self.index.get(storage_key)
-        if held is None:
+        old = self.index.get(storage_key)
+        if old is None:
             return
-        old: Object = held[1]
-        gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
+        gone = old.with_resource_version(rv)
         self._apply(CacheEvent(EventType.DELETED, storage_key, gone, old, rv, time.monotonic()))
 
     def _key(self, obj: Object, storage_key: str = "") -> str | None:
@@ -288,19 +296,36 @@ class Reflector:
             log.error("cacher %s: key function refused an object: %s", self.prefix, exc)
             return None
 
+    def _encode(self, obj: Object) -> CachedObject | None:
+        """`obj` as the cache keeps it (bytes), or None (counted as a key error, and not
+        cached: fail closed) for what cannot be kept."""
+        try:
+            return encode_object(obj)
+        except (TypeError, ValueError) as exc:
+            self._m_key_errors.inc()
+            log.error("cacher %s: cannot keep an object: %s", self.prefix, exc)
+            return None
+
     def _apply(self, ev: CacheEvent, *, dispatch: bool = True, record: bool = True) -> None:
+        obj = ev.object
         if ev.type is EventType.DELETED:
             prev = self.index.delete(ev.key)
         else:
-            prev = self.index.put(ev.key, ev.resource_version, ev.object)
-        if ev.prev is None and prev is not None:
-            ev = CacheEvent(
-                ev.type, ev.key, ev.object, prev[1], ev.resource_version, ev.recorded_at
-            )
-        if ev.type is EventType.ADDED and prev is not None:
-            ev = CacheEvent(
-                EventType.MODIFIED, ev.key, ev.object, ev.prev, ev.resource_version, ev.recorded_at
-            )
+            prev = self.index.put(ev.key, obj)
+            # The index keeps its own copy (the key inside, one allocation): the event
+            # shares that one, so the window holds no second copy of a recent object.
+            obj = self.index.get(ev.key) or obj
+        event_type = ev.type
+        if event_type is EventType.ADDED and prev is not None:
+            event_type = EventType.MODIFIED
+        ev = CacheEvent(
+            event_type,
+            ev.key,
+            obj,
+            ev.prev if ev.prev is not None else prev,
+            ev.resource_version,
+            ev.recorded_at,
+        )
         self._m_objects.set(len(self.index))
         if record:
             self.window.append(ev)

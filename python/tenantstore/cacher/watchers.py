@@ -11,8 +11,8 @@ watchers other scopes have.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from ..index import compile_predicate
 from ..storage.errors import InternalError
 from ..storage.events import EventType, WatchEvent, bookmark, error_event
 from ..storage.selectors import Predicate
@@ -29,6 +29,7 @@ class CacheWatcher:
         "predicate",
         "prefix",
         "queue",
+        "selector",
         "start_rv",
     )
 
@@ -45,6 +46,7 @@ class CacheWatcher:
         self.prefix = prefix
         self.exact = exact
         self.predicate = predicate
+        self.selector = compile_predicate(predicate)
         self.bookmarks = bookmarks
         self.last_rv = rv
         self.start_rv = rv
@@ -52,23 +54,19 @@ class CacheWatcher:
         self.bookmark_rv = rv
 
     def translate(self, ev: CacheEvent) -> WatchEvent | None:
-        """The event as this watcher's predicate sees it (Kubernetes transition rules)."""
-        pred = self.predicate
-        if pred.empty:
-            return WatchEvent(ev.type, ev.object)
+        """The event as this watcher's predicate sees it (Kubernetes transition rules),
+        evaluated in Rust on the cached objects' projections."""
+        sel = self.selector
+        if sel is None:
+            return ev.delivered(ev.type)
         if ev.type is EventType.DELETED:
-            return WatchEvent(EventType.DELETED, ev.object) if pred.matches(ev.object) else None
-        cur_ok = pred.matches(ev.object)
-        prev_ok = ev.prev is not None and pred.matches(ev.prev)
+            return ev.delivered(EventType.DELETED) if sel.matches(ev.object) else None
+        cur_ok = sel.matches(ev.object)
+        prev_ok = ev.prev is not None and sel.matches(ev.prev)
         if cur_ok:
-            return WatchEvent(EventType.MODIFIED if prev_ok else EventType.ADDED, ev.object)
+            return ev.delivered(EventType.MODIFIED if prev_ok else EventType.ADDED)
         if prev_ok:
-            assert ev.prev is not None
-            gone: dict[str, Any] = {
-                **ev.prev,
-                "metadata": {**ev.prev["metadata"], "resourceVersion": str(ev.resource_version)},
-            }
-            return WatchEvent(EventType.DELETED, gone)
+            return ev.gone()
         return None
 
     def offer(self, ev: CacheEvent) -> bool:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
+from ..index import CachedObject, CachedWatchEvent
 from ..storage.events import EventType
 
 
@@ -20,11 +20,32 @@ from ..storage.events import EventType
 class CacheEvent:
     type: EventType
     key: str
-    object: dict[str, Any]
+    # The object after the event (its last state, at the deletion's revision, for DELETED).
+    object: CachedObject
     # The previous state (MODIFIED/DELETED), for predicate transitions.
-    prev: dict[str, Any] | None
+    prev: CachedObject | None
     resource_version: int
     recorded_at: float
+    # The watch events made of this one, by type (and "gone" for a DELETED of `prev`): one
+    # of each however many watchers receive it, so each is encoded once.
+    _out: dict[str, CachedWatchEvent] = field(default_factory=dict, compare=False, repr=False)
+
+    def delivered(self, type: EventType) -> CachedWatchEvent:
+        """The event's object as a watch event of `type`, shared by every watcher."""
+        out = self._out.get(type.value)
+        if out is None:
+            out = self._out[type.value] = CachedWatchEvent(type, self.object)
+        return out
+
+    def gone(self) -> CachedWatchEvent:
+        """DELETED of the previous state at this event's revision: what a watcher whose
+        selector matched the object before, but not after, receives."""
+        out = self._out.get("gone")
+        if out is None:
+            assert self.prev is not None
+            prev = self.prev.with_resource_version(self.resource_version)
+            out = self._out["gone"] = CachedWatchEvent(EventType.DELETED, prev)
+        return out
 
 
 class EventWindow:

@@ -27,6 +27,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..storage.encoded import EncodedList, EncodedReads
 from ..storage.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -38,6 +39,7 @@ from ..storage.errors import (
 from ..storage.interface import Object, Storage
 from ..storage.options import (
     ListOptions,
+    ObjectList,
     Preconditions,
     ResourceVersionMatch,
     parse_decimal,
@@ -49,7 +51,7 @@ from .auth import MASTERS, ForbiddenError, User
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
-from .status import UnsupportedMediaTypeError, json_response
+from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
 from .validation import (
     check_identity,
     decode_json,
@@ -291,8 +293,21 @@ class ObjectHandlers:
         rv = request.query_params.get("resourceVersion", "")
         if rv and parse_decimal(rv) is None:
             raise BadRequestError(f'invalid resourceVersion "{rv}"')
+        storage = self.storage
         try:
-            obj = await self.storage.get(self._key(), resource_version=rv)
+            if isinstance(storage, EncodedReads):
+                # The watch cache's bytes, typed as `typed` would: no dict made or encoded.
+                got = await storage.get_encoded(
+                    self._key(),
+                    resource_version=rv,
+                    kind=self.res.kind,
+                    api_version=self.res.api_version,
+                )
+                if isinstance(got, bytes):
+                    return Response(got, media_type=JSON)
+                obj: Object | None = got
+            else:
+                obj = await storage.get(self._key(), resource_version=rv)
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
         assert obj is not None
@@ -300,7 +315,15 @@ class ObjectHandlers:
 
     async def list(self, request: Request) -> Response:
         opts = list_options(request, watch=False)
-        page = await self.storage.get_list(self.res.collection_key(self.namespace), opts)
+        key = self.res.collection_key(self.namespace)
+        storage = self.storage
+        page: ObjectList | EncodedList
+        if isinstance(storage, EncodedReads):
+            page = await storage.get_list_encoded(
+                key, opts, kind=self.res.kind, api_version=self.res.api_version
+            )
+        else:
+            page = await storage.get_list(key, opts)
         meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
         if page.continue_:
             meta["continue"] = page.continue_
@@ -310,8 +333,12 @@ class ObjectHandlers:
             "kind": self.res.list_kind,
             "apiVersion": self.res.api_version,
             "metadata": meta,
-            "items": [typed(o, self.res) for o in page.items],
+            "items": []
+            if isinstance(page, EncodedList)
+            else [typed(o, self.res) for o in page.items],
         }
+        if isinstance(page, EncodedList):
+            return Response(list_body(body, page.items), media_type=JSON)
         return json_response(body)
 
     # -- writes ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..index import CachedWatchEvent
 from ..storage.events import EventType, WatchEvent
 from ..storage.watch import Watch
 from ..tenancy import project_scope
@@ -48,6 +49,9 @@ def typed(obj: dict[str, Any], res: Resource) -> dict[str, Any]:
 
 
 def encode_event(ev: WatchEvent, res: Resource) -> bytes:
+    if isinstance(ev, CachedWatchEvent):
+        # Encoded from the cache's bytes once, for every watcher that receives the event.
+        return ev.encode_line(res.kind, res.api_version)
     obj = public_status(ev.object) if ev.type == EventType.ERROR else typed(ev.object, res)
     return orjson.dumps({"type": ev.type.value, "object": obj}) + b"\n"
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..keys import CLUSTERS_SEGMENT, ROOT_SEGMENT, scoped_key
 from ..storage import continue_token
+from ..storage.encoded import EncodedList, EncodedReads
 from ..storage.errors import BadRequestError, InvalidError, StorageError
 from ..storage.events import EventType, WatchEvent
 from ..storage.interface import Object, Storage, UpdateFunc, UpdateResult, ValidateDeletion
@@ -165,16 +166,55 @@ class KeyRewriter:
             )
         )
 
+    async def get_encoded(
+        self, key: str, *, resource_version: str = "", kind: str, api_version: str
+    ) -> bytes | Object:
+        """`get` on the byte path (`EncodedReads`) when the layer below has one. The bytes
+        are the object's own: nothing in them depends on the scope, so they pass as they are."""
+        scoped = self._rewrite(key, reading_all=False, recursive=False)
+        inner = self.inner
+        if isinstance(inner, EncodedReads):
+            return await self._run(
+                inner.get_encoded(
+                    scoped, resource_version=resource_version, kind=kind, api_version=api_version
+                )
+            )
+        got = await self._run(inner.get(scoped, resource_version=resource_version))
+        assert got is not None
+        return got
+
     async def get_list(self, key: str, opts: ListOptions) -> ObjectList:
+        listed = await self._get_list(key, opts, None)
+        assert isinstance(listed, ObjectList)
+        return listed
+
+    async def get_list_encoded(
+        self, key: str, opts: ListOptions, *, kind: str, api_version: str
+    ) -> EncodedList | ObjectList:
+        """`get_list` on the byte path (`EncodedReads`) when the layer below has one; the
+        continue token is re-based as for `get_list`, the items pass as they are."""
+        return await self._get_list(key, opts, (kind, api_version))
+
+    async def _list_below(
+        self, scoped: str, opts: ListOptions, typed: tuple[str, str] | None
+    ) -> ObjectList | EncodedList:
+        inner = self.inner
+        if typed is not None and isinstance(inner, EncodedReads):
+            return await inner.get_list_encoded(scoped, opts, kind=typed[0], api_version=typed[1])
+        return await inner.get_list(scoped, opts)
+
+    async def _get_list(
+        self, key: str, opts: ListOptions, typed: tuple[str, str] | None
+    ) -> ObjectList | EncodedList:
         scoped = self._rewrite(key, reading_all=True, recursive=opts.recursive)
         if not opts.recursive:
-            return await self._run(self.inner.get_list(scoped, opts))
+            return await self._run(self._list_below(scoped, opts, typed))
         list_prefix = continue_token.list_prefix(scoped)
         if opts.continue_:
             opts = replace(opts, continue_=self._inbound_token(opts.continue_, list_prefix))
         err: StorageError | None = None
         try:
-            result = await self.inner.get_list(scoped, opts)
+            result = await self._list_below(scoped, opts, typed)
         except StorageError as exc:
             err = self.scrub_error(exc)
             if err.continue_:

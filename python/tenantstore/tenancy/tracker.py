@@ -86,9 +86,8 @@ class DeletionTracker:
         if not self._active or ev.type is not EventType.DELETED:
             return
         try:
-            meta = ev.object.get("metadata")
-            uid = meta.get("uid") if isinstance(meta, dict) else None
-            if isinstance(uid, str) and self.tenant_map.forget(uid):
+            uid = ev.object.uid
+            if uid and self.tenant_map.forget(uid):
                 self.forgotten += 1
         except Exception:  # never break the cacher's reflector
             log.exception("tenancy tracker: forgetting a deleted object failed")
@@ -97,9 +96,8 @@ class DeletionTracker:
     def live_uids(self) -> set[str]:
         uids: set[str] = set()
         for _key, _rv, obj in self.cacher.index.range(""):
-            meta = obj.get("metadata") if isinstance(obj, dict) else None
-            uid = meta.get("uid") if isinstance(meta, dict) else None
-            if isinstance(uid, str):
+            uid = obj.uid
+            if uid is not None:
                 uids.add(uid)
         return uids
 

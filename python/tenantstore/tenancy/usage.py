@@ -98,7 +98,7 @@ class ProjectUsage:
         for key, _rv, obj in res.cacher.index.range(""):
             scoped, project = self._scope(res, key)
             if scoped:
-                self._add(project, 1, object_size(obj))
+                self._add(project, 1, obj.size)
         res.seeded = True
         self._advance(res, res.cacher.resource_version)
 
@@ -132,13 +132,13 @@ class ProjectUsage:
         if not scoped:
             return
         if ev.type is EventType.ADDED or (ev.type is EventType.MODIFIED and ev.prev is None):
-            self._add(project, 1, object_size(ev.object))
+            self._add(project, 1, ev.object.size)
         elif ev.type is EventType.MODIFIED:
             assert ev.prev is not None
-            self._add(project, 0, object_size(ev.object) - object_size(ev.prev))
+            self._add(project, 0, ev.object.size - ev.prev.size)
         elif ev.type is EventType.DELETED and ev.prev is not None:
             # No `prev`: the cache did not hold the key, so it was never counted.
-            self._add(project, -1, -object_size(ev.prev))
+            self._add(project, -1, -ev.prev.size)
 
     # -- waiting for a write to be counted ------------------------------------------------
     def _advance(self, res: _Resource, rv: int) -> None:
