@@ -5,7 +5,7 @@ being compared: uvicorn through `make_server` (the configuration `tenantstore se
 uses, with the parser and loop asked for) or granian through `bench_app` as a factory.
 A bench that compares a response against its floor first stores a body with
 `PUT /__bench/static/<name>` and then reads it back with `GET`: a precomputed response
-through the same server, middleware and router, without storage or encoding. The routes
+through the same server and ASGI entry point, without storage or encoding. The paths
 exist only in this module, never in `tenantstore serve`.
 
     python -m tenantstore.bench.asgi_child --backend sqlite://x.db --port 8080 --http h11
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..server import ServerConfig, create_app, make_server
 
@@ -34,18 +34,32 @@ def bench_app() -> Starlette:
     app = create_app(ServerConfig(backend=os.environ[BACKEND_ENV], mode="shared"))
     bodies: dict[str, bytes] = {}
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
+    async def static(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        name = scope["path"][len(STATIC_PREFIX) :]
         if request.method == "PUT":
             bodies[name] = await request.body()
-            return Response(status_code=204)
-        body = bodies.get(name)
-        if body is None:
-            return Response(status_code=404)
-        return Response(body, media_type="application/json")
+            response = Response(status_code=204)
+        elif (body := bodies.get(name)) is not None:
+            response = Response(body, media_type="application/json")
+        else:
+            response = Response(status_code=404)
+        await response(scope, receive, send)
 
-    # Ahead of the catch-all API route, so it passes the same middleware and router.
-    app.router.routes.insert(0, Route(STATIC_PREFIX + "{name}", static, methods=["GET", "PUT"]))
+    base: type[Starlette] = type(app)
+
+    class WithStatic(base):  # type: ignore[valid-type,misc]
+        """The application, answering the static paths first at its ASGI entry point:
+        every request reaches `Api.handle` straight from there, so that is where a
+        static floor must branch off to share the rest of the server's path."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].startswith(STATIC_PREFIX):
+                await static(scope, receive, send)
+                return
+            await super().__call__(scope, receive, send)
+
+    app.__class__ = WithStatic
     return app
 
 
