@@ -45,6 +45,14 @@ def with_header_deadline(
             else:
                 self._disarm()
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # Bytes of the next request may have come with (or before) the end of this
+            # one, in the same `data_received` that found a request in progress: its
+            # headers are awaited from now on, so the deadline starts now too.
+            if self._awaiting_headers():
+                self._arm()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
