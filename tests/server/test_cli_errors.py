@@ -260,6 +260,7 @@ def test_help_shows_every_default_and_variable(tmp_path: Path) -> None:
         "--port",
         "--max-body-bytes",
         "--request-read-timeout",
+        "--gil-switch-interval",
         "--log-level",
         "--access-log",
         "--http",
