@@ -16,8 +16,12 @@
 
 use std::collections::HashMap;
 
-/// An interned owner: an index into [`OwnerTable::names`].
+/// An interned owner (an index into the binding's table of names), below [`MARK`].
 pub type OwnerId = u32;
+
+/// The bit a reconcile sets on the value of each UID it finds live ([`OwnerTable::mark`]), so
+/// that finding the stale entries needs no set of every live UID ([`OwnerTable::sweep`]).
+pub const MARK: u32 = 1 << 31;
 
 /// `uid -> owner id`, compact for UUIDs.
 #[derive(Debug, Default)]
@@ -97,9 +101,25 @@ impl OwnerTable {
     }
 
     pub fn get(&self, uid: &str) -> Option<OwnerId> {
-        match parse_uuid(uid) {
-            Some(k) => self.uuids.get(&k).copied(),
-            None => self.others.get(uid).copied(),
+        let value = match parse_uuid(uid) {
+            Some(k) => self.uuids.get(&k),
+            None => self.others.get(uid),
+        };
+        value.map(|v| v & !MARK)
+    }
+
+    /// Mark `uid` as live for the next [`sweep`](Self::sweep); false if it has no entry.
+    pub fn mark(&mut self, uid: &str) -> bool {
+        let value = match parse_uuid(uid) {
+            Some(k) => self.uuids.get_mut(&k),
+            None => self.others.get_mut(uid),
+        };
+        match value {
+            Some(v) => {
+                *v |= MARK;
+                true
+            }
+            None => false,
         }
     }
 
@@ -113,7 +133,7 @@ impl OwnerTable {
                         self.others.insert(uid.into(), owner);
                         Claim::New
                     }
-                    Some(&o) if o == owner => Claim::Same,
+                    Some(&o) if o & !MARK == owner => Claim::Same,
                     Some(_) => Claim::Refused,
                 }
             }
@@ -123,7 +143,9 @@ impl OwnerTable {
                 v.insert(owner);
                 Claim::New
             }
-            std::collections::hash_map::Entry::Occupied(o) if *o.get() == owner => Claim::Same,
+            std::collections::hash_map::Entry::Occupied(o) if *o.get() & !MARK == owner => {
+                Claim::Same
+            }
             std::collections::hash_map::Entry::Occupied(_) => Claim::Refused,
         }
     }
@@ -143,18 +165,23 @@ impl OwnerTable {
         out
     }
 
-    /// Keep the entries whose UID `keep` accepts; returns how many were dropped.
-    pub fn retain<E>(&mut self, mut keep: impl FnMut(&str) -> Result<bool, E>) -> Result<usize, E> {
+    /// Drop the entries neither marked since the last sweep nor accepted by `keep`, and
+    /// clear every mark; returns how many were dropped. `keep` sees only unmarked UIDs.
+    pub fn sweep<E>(&mut self, mut keep: impl FnMut(&str) -> Result<bool, E>) -> Result<usize, E> {
         let before = self.len();
         let mut stale_uuids = Vec::new();
-        for k in self.uuids.keys() {
-            if !keep(&format_uuid(k))? {
+        for (k, v) in self.uuids.iter_mut() {
+            if *v & MARK != 0 {
+                *v &= !MARK;
+            } else if !keep(&format_uuid(k))? {
                 stale_uuids.push(*k);
             }
         }
         let mut stale_others = Vec::new();
-        for k in self.others.keys() {
-            if !keep(k)? {
+        for (k, v) in self.others.iter_mut() {
+            if *v & MARK != 0 {
+                *v &= !MARK;
+            } else if !keep(k)? {
                 stale_others.push(k.clone());
             }
         }
@@ -174,7 +201,7 @@ impl OwnerTable {
 pub mod py {
     //! `OwnerMap`: the table with its owners interned as Python strings.
 
-    use super::{Claim, OwnerId, OwnerTable};
+    use super::{Claim, OwnerId, OwnerTable, MARK};
     use pyo3::exceptions::PyOverflowError;
     use pyo3::prelude::*;
     use pyo3::types::{PyAny, PyString};
@@ -197,7 +224,9 @@ pub mod py {
                 return Ok(id);
             }
             let id = OwnerId::try_from(self.names.len())
-                .map_err(|_| PyOverflowError::new_err("too many owners"))?;
+                .ok()
+                .filter(|&id| id < MARK)
+                .ok_or_else(|| PyOverflowError::new_err("too many owners"))?;
             self.names.push(owner.into());
             self.ids.insert(owner.into(), id);
             Ok(id)
@@ -205,7 +234,7 @@ pub mod py {
     }
 
     /// `uid -> owner` (a string), compact: see the module docs. No Python code runs while
-    /// the lock is held but `str` hashing and comparison in `retain`.
+    /// the lock is held but `str` hashing and comparison in `sweep`.
     #[pyclass(frozen, module = "tenantstore._native")]
     pub struct OwnerMap {
         inner: Mutex<Inner>,
@@ -250,10 +279,15 @@ pub mod py {
             self.lock().table.uids()
         }
 
-        /// Keep only the entries whose UID is in `keep` (a container of strings); returns how
-        /// many were dropped.
-        fn retain(&self, keep: &Bound<'_, PyAny>) -> PyResult<usize> {
-            self.lock().table.retain(|uid| keep.contains(uid))
+        /// Mark `uid` live for the next `sweep`; false if it has no entry.
+        fn mark(&self, uid: &str) -> bool {
+            self.lock().table.mark(uid)
+        }
+
+        /// Drop the entries not marked since the last sweep and not in `keep` (a container
+        /// of strings); clears the marks. Returns how many were dropped.
+        fn sweep(&self, keep: &Bound<'_, PyAny>) -> PyResult<usize> {
+            self.lock().table.sweep(|uid| keep.contains(uid))
         }
 
         fn __len__(&self) -> usize {
@@ -303,15 +337,32 @@ mod tests {
     }
 
     #[test]
-    fn retain_keeps_what_is_accepted_and_reports_the_rest() {
+    fn sweep_keeps_the_marked_and_the_accepted_and_clears_marks() {
         let mut t = OwnerTable::new();
         t.claim(U, 0);
         t.claim("x", 0);
         t.claim("y", 1);
-        let dropped = t.retain(|u| Ok::<bool, ()>(u == U || u == "y")).unwrap();
+        t.claim("z", 1);
+        assert!(t.mark(U) && t.mark("y") && !t.mark("absent"));
+        // A mark changes nothing of what a lookup or a claim sees.
+        assert_eq!(t.get(U), Some(0));
+        assert_eq!(t.claim(U, 0), Claim::Same);
+        assert_eq!(t.claim(U, 1), Claim::Refused);
+        let mut seen = Vec::new();
+        let dropped = t
+            .sweep(|u| {
+                seen.push(u.to_string());
+                Ok::<bool, ()>(u == "z")
+            })
+            .unwrap();
         assert_eq!(dropped, 1);
+        seen.sort();
+        assert_eq!(seen, vec!["x".to_string(), "z".to_string()]);
         let mut uids = t.uids();
         uids.sort();
-        assert_eq!(uids, vec![U.to_string(), "y".to_string()]);
+        assert_eq!(uids, vec![U.to_string(), "y".to_string(), "z".to_string()]);
+        // The marks are gone: an empty sweep drops everything.
+        assert_eq!(t.sweep(|_| Ok::<bool, ()>(false)).unwrap(), 3);
+        assert!(t.is_empty());
     }
 }

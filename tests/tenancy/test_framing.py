@@ -142,6 +142,9 @@ def test_map_keeps_every_uid_form_exactly() -> None:
     assert m.forget(canonical) and not m.forget(canonical)
     assert m.owner(canonical) is UNMAPPED and canonical not in m
     assert 42 not in m
+    # A prune's marks do not outlive it: "ua", live at the last prune, is not now.
+    assert m.prune(live_uids=iter([canonical])) == 1
+    assert len(m) == 0
 
 
 def test_object_key_matches_rust_scoped_key() -> None:
