@@ -4,7 +4,7 @@ Kept in step with the runtime module by `python -m mypy.stubtest tenantstore._na
 (run by `scripts/test`), so a binding change that the stub misses fails the checks.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Final, final
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Index",
     "IndexSnapshot",
     "InvalidProjectError",
+    "OwnerMap",
     "Selector",
     "frame",
     "project_of_key",
@@ -24,6 +25,7 @@ __all__ = [
     "scope_prefix",
     "scoped_key",
     "scoped_keys",
+    "trim_heap",
     "unframe",
     "validate_project_id",
 ]
@@ -166,3 +168,21 @@ class IndexSnapshot:
     ) -> _EncodedPage: ...
     def count(self, prefix: str = "", start_after: str | None = None) -> int: ...
     def keys(self, prefix: str = "") -> list[str]: ...
+
+# --- owners ---------------------------------------------------------------------------------
+
+@final
+class OwnerMap:
+    """`uid -> owner` for the tenant map: canonical UUIDs as 16 bytes, owners interned."""
+
+    def __new__(cls) -> OwnerMap: ...
+    def claim(self, uid: str, owner: str) -> bool: ...
+    def owner(self, uid: str) -> str | None: ...
+    def forget(self, uid: str) -> bool: ...
+    def uids(self) -> list[str]: ...
+    def mark(self, uid: str) -> bool: ...
+    def sweep(self, keep: Container[str]) -> int: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, uid: object, /) -> bool: ...
+
+def trim_heap() -> bool: ...

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from tenantstore._native import CachedObject, Index, IndexSnapshot, Selector
+from tenantstore._native import CachedObject, Index, IndexSnapshot, Selector, trim_heap
 
 from .codec import resource_version_of
 from .storage.events import EventType, WatchEvent
@@ -37,6 +37,7 @@ __all__ = [
     "decode",
     "encode_object",
     "event_encodes",
+    "trim_heap",
 ]
 
 

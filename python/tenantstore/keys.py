@@ -23,12 +23,13 @@ from collections.abc import Iterable
 from typing import Final
 
 from tenantstore import _native
-from tenantstore._native import InvalidProjectError
+from tenantstore._native import InvalidProjectError, OwnerMap
 
 __all__ = [
     "CLUSTERS_SEGMENT",
     "ROOT_SEGMENT",
     "InvalidProjectError",
+    "OwnerMap",
     "is_valid_project_id",
     "project_of_key",
     "projects_of_keys",

@@ -121,6 +121,32 @@ def test_map_rules_and_key_func() -> None:
     assert not m.record("/r/cm/root/x", {"metadata": {"name": "x"}})
 
 
+def test_map_keeps_every_uid_form_exactly() -> None:
+    """The map keeps canonical UUIDs as 16 bytes: a UID that only looks like one (upper
+    case, no hyphens, one digit short) must stay a distinct UID, and every UID must come
+    back as the very string recorded, or the reconciler would prune live entries."""
+    m = TenantMap(P)
+    canonical = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    lookalikes = [canonical.upper(), canonical.replace("-", ""), canonical[:-1], "ua"]
+    assert m.record("/r/cm/clusters/p1/ns/a", obj("a", uid=canonical))
+    for i, uid in enumerate(lookalikes):
+        assert m.record(f"/r/cm/clusters/p2/ns/b{i}", obj(f"b{i}", uid=uid))
+    assert m.uids() == {canonical, *lookalikes}
+    assert m.owner(canonical) == "p1"
+    assert {m.owner(u) for u in lookalikes} == {"p2"}
+    # First claim wins on the compact form too; the refusal leaves the owner alone.
+    assert not m.record("/r/cm/clusters/p2/ns/a", obj("a", uid=canonical))
+    assert m.owner(canonical) == "p1"
+    assert m.prune(live_uids={canonical, "ua"}) == 3
+    assert m.uids() == {canonical, "ua"}
+    assert m.forget(canonical) and not m.forget(canonical)
+    assert m.owner(canonical) is UNMAPPED and canonical not in m
+    assert 42 not in m
+    # A prune's marks do not outlive it: "ua", live at the last prune, is not now.
+    assert m.prune(live_uids=iter([canonical])) == 1
+    assert len(m) == 0
+
+
 def test_object_key_matches_rust_scoped_key() -> None:
     for project in ("p1", None):
         for o in (obj("a"), obj("a", ns=None), obj("x.y-z", ns="kube-system")):

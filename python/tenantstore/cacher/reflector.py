@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from ..codec import resource_version_of
-from ..index import CachedObject, Index, IndexSnapshot, encode_object
+from ..index import CachedObject, Index, IndexSnapshot, encode_object, trim_heap
 from ..storage.errors import GoneError, StorageError
 from ..storage.events import EventType, error_event
 from ..storage.interface import Object, Storage
@@ -41,7 +41,7 @@ KeyFunc = Callable[[Object, str], str]
 # decoded, keyed and kept as bytes before the next is read, so this bounds the decoded
 # dicts alive at once, which the process keeps as RSS after they are freed (client-go's
 # pager reads 500 at a time).
-LIST_PAGE = 1000
+LIST_PAGE = 500
 # Events the store watch may buffer for the reflector before it is ended as too slow.
 REFLECTOR_CAPACITY = 1_000_000
 # Retry back-off after a failed list or watch: doubling from the start to the cap (each
@@ -186,6 +186,13 @@ class Reflector:
         # (the allocator keeps the arenas the surviving strings are scattered over).
         # Keying per page sees the tenant map as keying after the last page would: the
         # first claim on a uid wins, and every page is recorded before it is keyed.
+        # The first list goes straight into the (empty, not yet ready) index: a dict of
+        # every key and object until the last page would be the list's high-water mark,
+        # freed only after every survivor of the pages (interned names, free lists) had
+        # settled among its strings, keeping the interpreter's arenas resident.
+        first = not self.freshness.ready.is_set()
+        if first:
+            self.index.clear()  # what a first list that failed half way put there
         fresh: dict[str, CachedObject] = {}
         opts = ListOptions(recursive=True, limit=LIST_PAGE)
         while True:
@@ -194,18 +201,19 @@ class Reflector:
             for obj, storage_key in zip(page.items, keys, strict=True):
                 key = self._key(obj, storage_key)
                 cached = self._encode(obj) if key is not None else None
-                if key is not None and cached is not None:
+                if key is None or cached is None:
+                    continue
+                if first:
+                    self.index.put(key, cached)
+                else:
                     fresh[key] = cached
             list_rv, token = page.resource_version, page.continue_
             del page, keys
             if not token:
                 break
             opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=token)
-        first = not self.freshness.ready.is_set()
         now = time.monotonic()
         if first:
-            for key, cached in fresh.items():
-                self.index.put(key, cached)
             self.window.reset(list_rv)
         else:
             events: list[CacheEvent] = []
@@ -235,6 +243,11 @@ class Reflector:
                 )
             )
         self._snapshots.clear()
+        del fresh
+        # The list allocated every cached object between its transient rows, decoded values
+        # and encodings; now freed, they leave holes the C allocator keeps resident (as much
+        # again as the objects themselves at 40,000 of them) until told to return them.
+        trim_heap()
         self._m_objects.set(len(self.index))
         self.freshness.advance(list_rv)
         self.freshness.ready.set()

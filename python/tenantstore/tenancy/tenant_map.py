@@ -7,13 +7,16 @@ watch event the shared cacher reads passes through it), and the tenant-aware key
 Layout, and why it is small
 ---------------------------
 The reference keeps `uid -> (tenant, storage key, recorded_at)`: a tuple, a copy of the
-storage key and a float per object. Here an entry is one dict slot, `uid -> owner`:
+storage key and a float per object. Here an entry is one slot of a Rust table
+(`keys.OwnerMap`), `uid -> owner`, holding no Python object:
 
-* the key is the UID string *of the decoded object itself*, which the cache keeps alive
-  anyway, so the map adds no string;
-* the owner is the interned project id (`sys.intern`: one string per project, shared by all
-  of its objects), or `""` for root, which is not a valid project id, so the encodings
-  cannot collide;
+* a UID in the canonical UUID form is kept as its 16 bytes (any other UID as its string),
+  and the owner as a small integer naming the interned project id, or `""` for root, which
+  is not a valid project id, so the encodings cannot collide. An earlier layout was a dict
+  whose keys were the decoded objects' own UID strings: once the cache kept bytes instead of
+  dicts, those strings were all that survived of each decoded list page, and they kept
+  the interpreter's allocator arenas resident around them (measured: about 350 B per cached
+  object in a running server, more than the map's own bytes);
 * the storage key is not stored: it is checked *when recorded*. The codec sees the storage
   key (from the frame) next to the body; the entry is only written if the key is exactly the
   key predicted from the body (`<prefix>/clusters/<project>/<namespace>/<name>` or
@@ -21,11 +24,9 @@ storage key and a float per object. Here an entry is one dict slot, `uid -> owne
   yields the storage key without having to keep it;
 * no timestamp: the reconciler's grace period is kept with a "young" set that only exists
   during the grace window before each reconcile (UIDs recorded while it is open are not
-  pruned by that reconcile), so the steady-state cost per entry is the dict slot alone.
+  pruned by that reconcile), so the steady-state cost per entry is the table slot alone.
 
-`benches/bench_tenancy.py` measures it with tracemalloc at 100k entries (CPython 3.11):
-39 B/entry for this layout, 237 B/entry for the tuple layout with an interned tenant and
-297 B/entry with a tenant string per entry.
+`benches/bench_tenancy.py` measures the layouts at 100k entries.
 
 Fail-closed rules
 -----------------
@@ -48,17 +49,16 @@ wins; the reconciler and the owner's next write keep the map equal to the cache.
 
 from __future__ import annotations
 
-import sys
 import weakref
-from collections.abc import Collection
+from collections.abc import Iterable
 from typing import Any, Final
 
-from ..keys import project_of_key, scope_prefix
+from ..keys import OwnerMap, project_of_key, scope_prefix
 from . import metrics
 
 __all__ = ["UNMAPPED", "TenantMap", "object_key"]
 
-# Owner encodings (dict values).
+# Owner encodings (table values).
 _ROOT: Final = ""
 
 
@@ -101,7 +101,7 @@ class TenantMap:
     def __init__(self, resource_prefix: str, *, resource_label: str | None = None) -> None:
         self.resource_prefix = resource_prefix.rstrip("/")
         self.label = resource_label or self.resource_prefix
-        self._owners: dict[str, str] = {}
+        self._owners = OwnerMap()
         # UIDs recorded since the grace window opened; None outside the window.
         self._young: set[str] | None = None
         self._m_refused = metrics.TENANT_MAP_REFUSED.labels(self.label)
@@ -137,11 +137,7 @@ class TenantMap:
         if key != object_key(self.resource_prefix, project, obj):
             self._m_refused.inc()
             return False
-        owner = sys.intern(project) if project is not None else _ROOT
-        current = self._owners.get(uid)
-        if current is None:
-            self._owners[uid] = owner
-        elif current != owner:
+        if not self._owners.claim(uid, project if project is not None else _ROOT):
             self._m_refused.inc()
             return False
         young = self._young
@@ -152,7 +148,7 @@ class TenantMap:
     # -- lookups (the key function) -----------------------------------------------------
     def owner(self, uid: str) -> str | _Sentinel | None:
         """The owning project (None for root), or `UNMAPPED`."""
-        value = self._owners.get(uid)
+        value = self._owners.owner(uid)
         if value is None:
             return UNMAPPED
         if value == _ROOT:
@@ -166,30 +162,33 @@ class TenantMap:
         return uid in self._owners
 
     def uids(self) -> set[str]:
-        return set(self._owners)
+        return set(self._owners.uids())
 
     # -- forgetting (the deletion tracker) ----------------------------------------------
     def forget(self, uid: str) -> bool:
         """Drop the entry of a deleted object."""
-        return self._owners.pop(uid, None) is not None
+        return self._owners.forget(uid)
 
     def begin_grace(self) -> None:
         """Open the grace window: UIDs recorded from now on survive the next `prune`."""
         self._young = set()
 
-    def prune(self, live_uids: Collection[str]) -> int:
+    def prune(self, live_uids: Iterable[str]) -> int:
         """Drop entries not in `live_uids` and not recorded since `begin_grace`.
 
-        Closes the grace window. Returns the number of entries removed.
+        `live_uids` may be a generator: each is marked in the table as it comes, so no
+        set of every live UID is built (about 5 MB of Python heap at 40,000 objects, every
+        reconcile, which the interpreter then keeps). Closes the grace window. Returns the
+        number of entries removed.
         """
         young = self._young or set()
         self._young = None
-        stale = [u for u in self._owners if u not in live_uids and u not in young]
-        for u in stale:
-            del self._owners[u]
-        if stale:
-            metrics.TENANT_MAP_PRUNED.labels(self.label).inc(len(stale))
-        return len(stale)
+        for uid in live_uids:
+            self._owners.mark(uid)
+        removed = self._owners.sweep(young)
+        if removed:
+            metrics.TENANT_MAP_PRUNED.labels(self.label).inc(removed)
+        return removed
 
     def __repr__(self) -> str:
         return f"TenantMap({self.resource_prefix!r}, entries={len(self._owners)})"

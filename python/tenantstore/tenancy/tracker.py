@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from ..cacher import CacheEvent, Cacher
 from ..storage.events import EventType
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RECONCILE_INTERVAL = 300.0
 DEFAULT_GRACE = 30.0
+# Cached objects read per step of a reconcile.
+LIVE_PAGE = 500
 
 
 class DeletionTracker:
@@ -94,19 +97,26 @@ class DeletionTracker:
 
     # -- reconcile ----------------------------------------------------------------------
     def live_uids(self) -> set[str]:
-        uids: set[str] = set()
-        for _key, _rv, obj in self.cacher.index.range(""):
-            uid = obj.uid
-            if uid is not None:
-                uids.add(uid)
-        return uids
+        return set(self.iter_live_uids())
+
+    def iter_live_uids(self) -> Iterator[str]:
+        """The UIDs of the cached objects, read from the index a page at a time: one list
+        of every cached object would be a peak the process keeps as RSS after it."""
+        last: str | None = None
+        while page := self.cacher.index.range("", start_after=last, limit=LIVE_PAGE):
+            for _key, _rv, obj in page:
+                uid = obj.uid
+                if uid is not None:
+                    yield uid
+            last = page[-1][0]
 
     def reconcile(self) -> int:
         """Prune now: entries not live and not recorded since the grace window opened.
 
         Without a prior `tenant_map.begin_grace()` there is no grace (tests, operators).
+        Synchronous: no event is applied to the cache while the live UIDs are read.
         """
-        removed = self.tenant_map.prune(self.live_uids())
+        removed = self.tenant_map.prune(self.iter_live_uids())
         self.reconciles += 1
         self.pruned += removed
         return removed

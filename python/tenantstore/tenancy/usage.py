@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # `"resourceVersion":""` plus the comma that separates it from its neighbour.
 _RV_OVERHEAD = len('"resourceVersion":"",')
+# Cached objects counted per step of `seed`.
+SEED_PAGE = 500
 
 
 def object_size(obj: dict[str, Any]) -> int:
@@ -95,10 +97,15 @@ class ProjectUsage:
         res = self._resources[prefix.rstrip("/")]
         if res.seeded:
             return
-        for key, _rv, obj in res.cacher.index.range(""):
-            scoped, project = self._scope(res, key)
-            if scoped:
-                self._add(project, 1, obj.size)
+        # In pages: a list of every cached object's key and handle at once would be the
+        # server's largest Python allocation, and its arenas would stay resident after it.
+        last: str | None = None
+        while page := res.cacher.index.range("", start_after=last, limit=SEED_PAGE):
+            for key, _rv, obj in page:
+                scoped, project = self._scope(res, key)
+                if scoped:
+                    self._add(project, 1, obj.size)
+            last = page[-1][0]
         res.seeded = True
         self._advance(res, res.cacher.resource_version)
 
