@@ -327,7 +327,7 @@ class Variant:
 
 
 @contextmanager
-def _server(base: Path, limit: int | None) -> Iterator[str]:
+def _server(base: Path, limit: int | None) -> Iterator[tuple[str, int]]:
     base.mkdir()
     resources = base / "resources.yaml"
     resources.write_text("resources: []\n")  # the built-in resources only
@@ -345,9 +345,21 @@ def _server(base: Path, limit: int | None) -> Iterator[str]:
     )
     try:
         asyncio.run(server.start())
-        yield server.url
+        assert server.proc is not None
+        yield server.url, server.proc.pid
     finally:
         server.stop()
+
+
+def _pin(server_pid: int, cpus: str) -> None:
+    """The server's threads on the first CPU of `cpus` ("0,1"), this process and the noise
+    processes it starts on the second, so the clients' CPU time and the server's do not
+    compete (on 2 CPUs they otherwise do, and the quiet client's own scheduling delays
+    count as the server's unfairness)."""
+    server_cpu, client_cpu = (int(c) for c in cpus.split(","))
+    for tid in os.listdir(f"/proc/{server_pid}/task"):
+        os.sched_setaffinity(int(tid), {server_cpu})
+    os.sched_setaffinity(0, {client_cpu})
 
 
 def _seed(http: RawHTTP) -> None:
@@ -379,7 +391,9 @@ def _quiet_gets(
 def bench_variant(name: str, limit: int | None, args: argparse.Namespace, tmp: Path) -> Variant:
     result = Variant(name, limit)
     budget = args.rounds * 2 * (args.phase_seconds + args.settle + 2) + 60
-    with _server(tmp, limit) as url, ExitStack() as stack:
+    with _server(tmp, limit) as (url, pid), ExitStack() as stack:
+        if args.pin:
+            _pin(pid, args.pin)
         http = RawHTTP(url)
         stack.callback(http.close)
         _seed(http)
@@ -468,6 +482,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [int(n) for n in text.split(",")],
         default=[4],
         help="--max-inflight-per-project, or several (4,2): one variant each (0: none)",
+    )
+    ap.add_argument(
+        "--pin",
+        default="",
+        metavar="SERVER_CPU,CLIENT_CPU",
+        help="pin the server to one CPU and the clients to another (e.g. 0,1)",
     )
     ap.add_argument("--connections", type=int, default=16, help="noisy connections")
     ap.add_argument("--noise-procs", type=int, default=2, help="processes they run in")
