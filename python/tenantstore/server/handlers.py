@@ -27,7 +27,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..storage.encoded import EncodedList, EncodedReads
+from ..storage.encoded import EncodedList, encoded_reads
 from ..storage.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -295,9 +295,9 @@ class ObjectHandlers:
             raise BadRequestError(f'invalid resourceVersion "{rv}"')
         storage = self.storage
         try:
-            if isinstance(storage, EncodedReads):
+            if (encoded := encoded_reads(storage)) is not None:
                 # The watch cache's bytes, typed as `typed` would: no dict made or encoded.
-                got = await storage.get_encoded(
+                got = await encoded.get_encoded(
                     self._key(),
                     resource_version=rv,
                     kind=self.res.kind,
@@ -318,8 +318,8 @@ class ObjectHandlers:
         key = self.res.collection_key(self.namespace)
         storage = self.storage
         page: ObjectList | EncodedList
-        if isinstance(storage, EncodedReads):
-            page = await storage.get_list_encoded(
+        if (encoded := encoded_reads(storage)) is not None:
+            page = await encoded.get_list_encoded(
                 key, opts, kind=self.res.kind, api_version=self.res.api_version
             )
         else:

@@ -11,7 +11,7 @@ to the store) comes back as the dict path's result, so callers handle both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from .interface import Object
 from .options import ListOptions, ObjectList
@@ -46,3 +46,17 @@ class EncodedReads(Protocol):
     ) -> EncodedList | ObjectList:
         """`Storage.get_list`, with the page's items encoded when served from bytes."""
         ...
+
+
+_ENCODED_CLASSES: dict[type, bool] = {}
+
+
+def encoded_reads(storage: object) -> EncodedReads | None:
+    """`storage` as `EncodedReads` if its class implements it, else None. Answered once
+    per class: `isinstance` against a runtime-checkable protocol inspects every member
+    on each call, a visible share of a LIST served from the cache."""
+    cls = type(storage)
+    has = _ENCODED_CLASSES.get(cls)
+    if has is None:
+        has = _ENCODED_CLASSES[cls] = isinstance(storage, EncodedReads)
+    return cast(EncodedReads, storage) if has else None

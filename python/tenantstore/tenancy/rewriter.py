@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..keys import CLUSTERS_SEGMENT, ROOT_SEGMENT, scoped_key
 from ..storage import continue_token
-from ..storage.encoded import EncodedList, EncodedReads
+from ..storage.encoded import EncodedList, encoded_reads
 from ..storage.errors import BadRequestError, InvalidError, StorageError
 from ..storage.events import EventType, WatchEvent
 from ..storage.interface import Object, Storage, UpdateFunc, UpdateResult, ValidateDeletion
@@ -173,9 +173,9 @@ class KeyRewriter:
         are the object's own: nothing in them depends on the scope, so they pass as they are."""
         scoped = self._rewrite(key, reading_all=False, recursive=False)
         inner = self.inner
-        if isinstance(inner, EncodedReads):
+        if (encoded := encoded_reads(inner)) is not None:
             return await self._run(
-                inner.get_encoded(
+                encoded.get_encoded(
                     scoped, resource_version=resource_version, kind=kind, api_version=api_version
                 )
             )
@@ -199,8 +199,8 @@ class KeyRewriter:
         self, scoped: str, opts: ListOptions, typed: tuple[str, str] | None
     ) -> ObjectList | EncodedList:
         inner = self.inner
-        if typed is not None and isinstance(inner, EncodedReads):
-            return await inner.get_list_encoded(scoped, opts, kind=typed[0], api_version=typed[1])
+        if typed is not None and (encoded := encoded_reads(inner)) is not None:
+            return await encoded.get_list_encoded(scoped, opts, kind=typed[0], api_version=typed[1])
         return await inner.get_list(scoped, opts)
 
     async def _get_list(
