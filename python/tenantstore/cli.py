@@ -788,7 +788,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
         default="etcd",
         help="etcd (start one, default), sqlite (a temp file), or etcd://HOST:PORT",
     )
-    p_scale.add_argument("--concurrency", type=int, default=24, help="concurrent clients")
+    p_scale.add_argument(
+        "--concurrency",
+        type=int,
+        default=24,
+        help="projects bootstrapped at once, each on its own connection (default 24)",
+    )
     p_scale.add_argument(
         "--per-project-max",
         type=int,
@@ -798,6 +803,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
     p_scale.add_argument("--settle-interval", type=float, default=2.0, help="seconds")
     p_scale.add_argument("--out", help="directory for scale.json, scale.txt and PNG plots")
     p_scale.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_scale.add_argument(
+        "--plot-from",
+        metavar="JSON[,JSON...]",
+        help="run nothing: redraw the table and plots (into --out) from saved scale.json files",
+    )
     p_load = bench_sub.add_parser(
         "load",
         help="a bounded mixed load from several client processes",

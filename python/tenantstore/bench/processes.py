@@ -24,16 +24,55 @@ def free_port() -> int:
         return port
 
 
-def raise_fd_limit() -> None:
-    """Thousands of open watch streams need thousands of descriptors (both ends)."""
+def raise_fd_limit() -> int | None:
+    """Raise the soft open-file limit to the hard one, and return the soft limit now.
+
+    Thousands of open watch streams need thousands of descriptors at both ends: one per
+    watch in the harness, one per watch in the server. The children started afterwards
+    (the server, etcd) inherit the raised limit, which is how the server gets it: a
+    shared-mode run at N = 10,000 holds 10,000 sockets in each process, more than the
+    common default of 1,024. `None` where the platform has no `resource` module.
+    """
     try:
         import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < hard:
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process (this one when `pid` is `None`).
+
+    Read from `/proc/PID/stat` for a child: the harness compares its own CPU with the
+    server's and etcd's to show which side a run was bound by. `None` where there is no
+    `/proc` (the child's figure is then simply not reported).
+    """
+    if pid is None:
+        return time.process_time()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: count fields after its closing paren.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# Every child started and not yet stopped: `stop_all` is the last line of defence when
+# the harness is told to stop (SIGTERM, Ctrl-C) at a point no `finally` covers.
+_LIVE: dict[subprocess.Popen[bytes], None] = {}
+
+
+def stop_all() -> None:
+    """Stop every child still running (servers before etcd, newest first)."""
+    for proc in reversed(list(_LIVE)):
+        _stop(proc)
+    _LIVE.clear()
 
 
 async def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -50,6 +89,7 @@ async def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    _LIVE.pop(proc, None)
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -106,6 +146,7 @@ class EtcdProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        _LIVE[self.proc] = None
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -154,6 +195,8 @@ class ServerProcess:
         await _wait_http(f"{self.url}{self.ready_path}", self.proc, "tenantstore serve", 60)
 
     def _launch(self) -> None:
+        # Before the fork, so that the server inherits the raised open-file limit.
+        raise_fd_limit()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONTRACEMALLOC"}
         if self.trace_memory:
             env["PYTHONTRACEMALLOC"] = "1"
@@ -178,6 +221,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
+        _LIVE[self.proc] = None
 
     def stop(self) -> None:
         if self.proc is not None:
