@@ -141,3 +141,15 @@ def test_etcd_name_loads_grpc() -> None:
     """The check above is not vacuous: resolving `EtcdKV` does load it."""
     loaded = _modules_after("from tenantstore import EtcdKV")
     assert "aetcd" in loaded and "grpc" in loaded
+
+
+def test_the_cli_parser_needs_no_bench_or_test_dependency() -> None:
+    """`tenantstore --help` lists the bench commands, but what they need (httpx,
+    matplotlib, granian: the `bench` extra) is not installed with tenantstore: building
+    the parser must not import them (the wheel smoke test caught this once)."""
+    loaded = _modules_after(
+        "from tenantstore.cli import build_parser\nbuild_parser()[0].format_help()"
+    )
+    assert "tenantstore.cli" in loaded
+    extras = {"httpx", "matplotlib", "granian", "rich", "pytest"}
+    assert not {m for m in loaded if m.split(".")[0] in extras}

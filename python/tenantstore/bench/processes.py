@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -76,6 +74,10 @@ def stop_all() -> None:
 
 
 async def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    # httpx comes with the `bench` extra, not with tenantstore: imported here, so that
+    # `tenantstore --help` (whose parser lists the bench commands) works without it.
+    import httpx
+
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
