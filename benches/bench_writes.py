@@ -223,7 +223,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     serve = sorted(cells["serve"])[len(cells["serve"]) // 2]
     raw = sorted(cells["raw"])[len(cells["raw"]) // 2]
     return {
-        "args": {k: v for k, v in vars(args).items()},
+        "args": vars(args),
         "value_bytes": size,
         "cpus": os.cpu_count(),
         "serve_creates_per_s": cells["serve"],
