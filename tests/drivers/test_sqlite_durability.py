@@ -339,3 +339,22 @@ async def test_random_history_matches_model_after_compaction(tmp_path: Path) -> 
     finally:
         await kv.close()
     check_log(tmp_path / "model.db")
+
+
+async def test_point_read_falls_back_to_the_reader_thread(tmp_path: Path) -> None:
+    """A point read runs on the event loop's thread; when SQLite fails it there (busy,
+    interrupted), the read goes to the reader thread instead of failing, and a closed
+    store is a 503 either way."""
+    kv = await SqliteKV.open(str(tmp_path / "inline.db"))
+    try:
+        created = await kv.create("/a", b"1")
+        inline = kv._db._iconn
+        assert inline is not None
+        inline.set_progress_handler(lambda: 1, 1)  # every statement here is interrupted
+        got, _ = await kv.get("/a")
+        assert got is not None and got.value == b"1" and got.mod_revision == created.revision
+        assert not inline.in_transaction
+    finally:
+        await kv.close()
+    with pytest.raises(UnavailableError):
+        await kv.get("/a")
