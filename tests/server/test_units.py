@@ -185,6 +185,51 @@ def test_registry_file(tmp_path: Path) -> None:
         ResourceRegistry([*BUILTIN_RESOURCES, BUILTIN_RESOURCES[1]])
 
 
+def test_registry_crd_form(tmp_path: Path) -> None:
+    """The CRD-form keys of an entry: names, categories, status subresource, printer
+    columns and schema are kept; malformed ones are refused with the entry named."""
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "resources:\n"
+        "  - group: example.com\n"
+        "    version: v1\n"
+        "    kind: Widget\n"
+        "    plural: widgets\n"
+        "    singular: widget\n"
+        "    shortNames: [wd]\n"
+        "    categories: [all]\n"
+        "    subresources: {status: {}}\n"
+        "    additionalPrinterColumns:\n"
+        "      - {name: Size, type: integer, jsonPath: .spec.size}\n"
+        "    schema:\n"
+        "      openAPIV3Schema:\n"
+        "        type: object\n"
+        "        properties: {spec: {type: object}}\n"
+    )
+    (res,) = load_resources_file(path)
+    assert res.short_names == ("wd",) and res.categories == ("all",)
+    assert res.status_subresource
+    assert [(c.name, c.type, c.json_path) for c in res.printer_columns] == [
+        ("Size", "integer", ".spec.size")
+    ]
+    assert res.schema == {"type": "object", "properties": {"spec": {"type": "object"}}}
+    assert res.discovery()["categories"] == ["all"]
+    base = "resources: [{group: example.com, version: v1, kind: W, plural: ws, "
+    for bad, words in (
+        ("categories: [All]}]", "categories"),
+        ("subresources: {scale: {}}}]", "scale"),
+        ("subresources: {status: 1}}]", "subresources.status"),
+        ("additionalPrinterColumns: [{name: A, type: int, jsonPath: .a}]}]", "type"),
+        ("additionalPrinterColumns: [{name: A, type: string, jsonPath: a}]}]", "jsonPath"),
+        ("schema: {type: object}}]", "openAPIV3Schema"),
+        ("schema: {openAPIV3Schema: {type: string}}}]", "type object"),
+    ):
+        path.write_text(base + bad)
+        with pytest.raises(RegistryError, match=words) as info:
+            load_resources_file(path)
+        assert "(W/ws)" in str(info.value)
+
+
 async def test_watch_stream_runs_in_project_scope() -> None:
     """The streaming response re-enters the request's project scope: anything the watch
     does while streaming (it is iterated after the handler returned) is confined."""

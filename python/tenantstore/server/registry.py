@@ -7,10 +7,26 @@ prefix is what the tenancy factory builds one cacher for, and the keys below it 
 cacher's default layout (`<prefix>/<namespace>/<name>` or `<prefix>/<name>`), so the
 project segment the key rewriter inserts lines up with the cache's btree.
 
-Custom resources come from a YAML or JSON file:
+Custom resources come from a YAML or JSON file, each entry in the shape of a CRD's
+names and version (the keys sit on the entry):
 
     resources:
-      - {group: example.com, version: v1, kind: Widget, plural: widgets, namespaced: true}
+      - group: example.com
+        version: v1
+        kind: Widget
+        plural: widgets
+        singular: widget
+        namespaced: true
+        shortNames: [wd]
+        categories: [all]
+        subresources: {status: {}}
+        additionalPrinterColumns:
+          - {name: Size, type: integer, jsonPath: .spec.size}
+        schema:
+          openAPIV3Schema: {type: object, properties: {spec: {type: object}}}
+
+The schema is kept as given (a mapping); what it must look like is checked where it is
+used (OpenAPI and validation), as the API server validates a CRD's schema on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +38,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BUILTIN_RESOURCES", "RegistryError", "Resource", "ResourceRegistry"]
+__all__ = [
+    "BUILTIN_RESOURCES",
+    "PrinterColumn",
+    "RegistryError",
+    "Resource",
+    "ResourceRegistry",
+]
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -37,6 +59,21 @@ class RegistryError(ValueError):
     """A resource declaration (or the file holding it) is malformed."""
 
 
+_COLUMN_TYPES = ("integer", "number", "string", "boolean", "date")
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterColumn:
+    """One `additionalPrinterColumns` entry of a CRD: a Table column read by JSONPath."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str = ""
+    format: str = ""
+    priority: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """One REST resource: where it lives in URLs and in storage, and what it is called."""
@@ -48,6 +85,13 @@ class Resource:
     namespaced: bool
     singular: str = ""
     short_names: tuple[str, ...] = field(default=())
+    categories: tuple[str, ...] = field(default=())
+    #: `subresources: {status: {}}`: `/status` is served and the main resource ignores
+    #: `.status` changes.
+    status_subresource: bool = False
+    printer_columns: tuple[PrinterColumn, ...] = field(default=())
+    #: The entry's `schema.openAPIV3Schema`, as given (None: preserve unknown fields).
+    schema: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -97,6 +141,8 @@ class Resource:
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
         return entry
 
 
@@ -131,7 +177,19 @@ def parse_resource(spec: Any, where: str = "resource") -> Resource:
     """
     _need(isinstance(spec, dict), f"{where}: must be a mapping, not {_type_name(spec)}")
     where += _entry_name(spec)
-    known = {"group", "version", "kind", "plural", "namespaced", "singular", "shortNames"}
+    known = {
+        "group",
+        "version",
+        "kind",
+        "plural",
+        "namespaced",
+        "singular",
+        "shortNames",
+        "categories",
+        "subresources",
+        "additionalPrinterColumns",
+        "schema",
+    }
     unknown = sorted(str(k) for k in set(spec) - known)
     _need(
         not unknown,
@@ -174,9 +232,90 @@ def parse_resource(spec: Any, where: str = "resource") -> Resource:
         isinstance(short, list) and all(isinstance(s, str) and _LABEL.match(s) for s in short),
         f"{where}: shortNames must be a list of lowercase names",
     )
+    categories = spec.get("categories", [])
+    _need(
+        isinstance(categories, list)
+        and all(isinstance(c, str) and _LABEL.match(c) for c in categories),
+        f"{where}: categories must be a list of lowercase names",
+    )
     assert isinstance(version, str) and isinstance(kind, str) and isinstance(plural, str)
     _need(plural != "namespaces" or group != "", f"{where}: 'namespaces' is reserved")
-    return Resource(group, version, kind, plural, namespaced, singular, tuple(short))
+    return Resource(
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        singular,
+        tuple(short),
+        tuple(categories),
+        status_subresource=_parse_subresources(spec.get("subresources"), where),
+        printer_columns=_parse_columns(spec.get("additionalPrinterColumns"), where),
+        schema=_parse_schema(spec.get("schema"), where),
+    )
+
+
+def _parse_subresources(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    _need(isinstance(value, dict), f"{where}: subresources must be a mapping")
+    unknown = sorted(str(k) for k in set(value) - {"status"})
+    _need(not unknown, f"{where}: unsupported subresources {', '.join(map(repr, unknown))}")
+    status = value.get("status", None)
+    _need(
+        "status" not in value or status is None or status == {},
+        f"{where}: subresources.status must be an empty mapping ({{}})",
+    )
+    return "status" in value
+
+
+def _parse_columns(value: Any, where: str) -> tuple[PrinterColumn, ...]:
+    if value is None:
+        return ()
+    _need(isinstance(value, list), f"{where}: additionalPrinterColumns must be a list")
+    columns: list[PrinterColumn] = []
+    for i, col in enumerate(value):
+        at = f"{where}: additionalPrinterColumns[{i}]"
+        _need(isinstance(col, dict), f"{at}: must be a mapping")
+        unknown = sorted(
+            str(k)
+            for k in set(col) - {"name", "type", "jsonPath", "description", "format", "priority"}
+        )
+        _need(not unknown, f"{at}: unknown fields {', '.join(map(repr, unknown))}")
+        name, kind, path = col.get("name"), col.get("type"), col.get("jsonPath")
+        _need(isinstance(name, str) and name != "", f"{at}: name must be a non-empty string")
+        _need(kind in _COLUMN_TYPES, f"{at}: type must be one of {', '.join(_COLUMN_TYPES)}")
+        _need(
+            isinstance(path, str) and path.startswith("."),
+            f"{at}: jsonPath must be a string starting with '.' (e.g. .spec.size)",
+        )
+        description, fmt = col.get("description", ""), col.get("format", "")
+        priority = col.get("priority", 0)
+        _need(isinstance(description, str), f"{at}: description must be a string")
+        _need(isinstance(fmt, str), f"{at}: format must be a string")
+        _need(
+            isinstance(priority, int) and not isinstance(priority, bool) and priority >= 0,
+            f"{at}: priority must be an integer >= 0",
+        )
+        assert isinstance(name, str) and isinstance(kind, str) and isinstance(path, str)
+        columns.append(PrinterColumn(name, kind, path, description, fmt, priority))
+    return tuple(columns)
+
+
+def _parse_schema(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    _need(
+        isinstance(value, dict) and set(value) == {"openAPIV3Schema"},
+        f"{where}: schema must be a mapping with one key, openAPIV3Schema",
+    )
+    schema = value["openAPIV3Schema"]
+    _need(
+        isinstance(schema, dict) and schema.get("type", "object") == "object",
+        f"{where}: schema.openAPIV3Schema must be a mapping of type object",
+    )
+    assert isinstance(schema, dict)
+    return schema
 
 
 def _type_name(value: Any) -> str:
