@@ -89,7 +89,7 @@ class Selector:
     def __new__(
         cls,
         labels: Sequence[tuple[str, str, Sequence[str]]],
-        fields: Sequence[tuple[str, str, str]],
+        fields: Sequence[tuple[Sequence[Sequence[str]], str, str]],
     ) -> Selector: ...
     @property
     def empty(self) -> bool: ...

@@ -63,7 +63,7 @@ def compile_predicate(pred: Predicate) -> Selector | None:
         return None
     return Selector(
         [(r.key, r.op, r.values) for r in pred.label.requirements],
-        [(r.field, r.op, r.value) for r in pred.field.requirements],
+        [(r.paths, r.op, r.value) for r in pred.field.requirements],
     )
 
 

@@ -751,10 +751,38 @@ pub struct LabelReq {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
     Name,
     Namespace,
+    /// Any other selectable field: paths into the JSON (object member names), tried in turn;
+    /// the value is the first non-empty string found, else "". Read from the bytes only when a
+    /// selector asks, so the projection stays the few spans every object needs.
+    Paths(Vec<Vec<String>>),
+}
+
+/// The span of the value at `path` in the object `json`: [`ABSENT`] when a step is missing or
+/// its parent is not an object, [`NOT_STRING`] when the value is not a string. Of members
+/// sharing a name the last counts, as in a decoded dict.
+fn path_span(json: &[u8], path: &[String]) -> Span {
+    let mut p = Parser { b: json, i: 0 };
+    let Some((last, steps)) = path.split_last() else {
+        return ABSENT;
+    };
+    for step in steps.iter().chain(std::iter::once(last)) {
+        let mut found: Option<usize> = None;
+        let scanned = p.object(|p, k, _| {
+            if raw_eq(k, step) {
+                found = Some(p.i);
+            }
+            p.skip_value()
+        });
+        match (scanned, found) {
+            (Ok(_), Some(at)) => p.i = at,
+            _ => return ABSENT,
+        }
+    }
+    p.string_or_other().unwrap_or(ABSENT)
 }
 
 #[derive(Debug, Clone)]
@@ -818,9 +846,17 @@ impl Selector {
     pub fn matches(&self, e: &Entry) -> bool {
         self.labels.iter().all(|r| r.matches(e))
             && self.fields.iter().all(|r| {
-                let span = match r.field {
+                let span = match &r.field {
                     Field::Name => span_at(&e.buf, 16),
                     Field::Namespace => span_at(&e.buf, 24),
+                    Field::Paths(paths) => {
+                        let json = e.json();
+                        paths
+                            .iter()
+                            .map(|path| path_span(json, path))
+                            .find(|span| span.is_string() && span.len > 0)
+                            .unwrap_or(ABSENT)
+                    }
                 };
                 e.field_eq(span, &r.value) == r.equal
             })
@@ -955,11 +991,11 @@ pub mod py {
     #[pymethods]
     impl Selector {
         /// `labels`: `(key, op, values)` with the operators of `selectors.py`; `fields`:
-        /// `(field, "=" or "!=", value)` on `metadata.name` / `metadata.namespace`.
+        /// `(paths, "=" or "!=", value)`, `paths` where the field is read (`FieldPaths`).
         #[new]
         fn new(
             labels: Vec<(String, String, Vec<String>)>,
-            fields: Vec<(String, String, String)>,
+            fields: Vec<(Vec<Vec<String>>, String, String)>,
         ) -> PyResult<Self> {
             let mut inner = super::Selector::default();
             for (key, op, values) in labels {
@@ -978,15 +1014,19 @@ pub mod py {
                 };
                 inner.labels.push(LabelReq { key, op, values });
             }
-            for (field, op, value) in fields {
-                let field = match field.as_str() {
-                    "metadata.name" => Field::Name,
-                    "metadata.namespace" => Field::Namespace,
-                    other => {
-                        return Err(PyValueError::new_err(format!(
-                            "field not supported: {other:?}"
-                        )))
-                    }
+            for (paths, op, value) in fields {
+                if paths.is_empty() || paths.iter().any(Vec::is_empty) {
+                    return Err(PyValueError::new_err(
+                        "a field is read from non-empty paths",
+                    ));
+                }
+                let single = |a: &str, b: &str| paths.len() == 1 && paths[0] == [a, b];
+                let field = if single("metadata", "name") {
+                    Field::Name
+                } else if single("metadata", "namespace") {
+                    Field::Namespace
+                } else {
+                    Field::Paths(paths)
                 };
                 let equal = match op.as_str() {
                     "=" | "==" => true,
@@ -1112,10 +1152,53 @@ mod tests {
             }],
         };
         assert!(field(Field::Name, true, "a\"b").matches(&entry));
+        let path = |p: &[&[&str]]| {
+            Field::Paths(
+                p.iter()
+                    .map(|s| s.iter().map(|x| x.to_string()).collect())
+                    .collect(),
+            )
+        };
+        assert!(field(path(&[&["metadata", "name"]]), true, "a\"b").matches(&entry));
         assert!(field(Field::Namespace, false, "n").matches(&entry));
         let nameless = e(r#"{"metadata":{"name":3}}"#);
         assert!(field(Field::Name, true, "").matches(&nameless));
         assert!(field(Field::Namespace, true, "").matches(&nameless));
+    }
+
+    #[test]
+    fn selects_on_paths_into_the_json() {
+        let owned = |p: &[&[&str]]| -> Vec<Vec<String>> {
+            p.iter()
+                .map(|s| s.iter().map(|x| x.to_string()).collect())
+                .collect()
+        };
+        let sel = |paths: &[&[&str]], equal, value: &str| Selector {
+            labels: vec![],
+            fields: vec![FieldReq {
+                field: Field::Paths(owned(paths)),
+                equal,
+                value: value.into(),
+            }],
+        };
+        let ev = e(concat!(
+            r#"{"metadata":{"name":"e"},"involvedObject":{"kind":"ConfigMap","name":"c\u00e9"},"#,
+            r#""source":{"component":""},"reportingComponent":"ctl","type":3,"#,
+            r#""x":{"y":{"z":"a"},"y":{"z":"b"}}}"#
+        ));
+        assert!(sel(&[&["involvedObject", "kind"]], true, "ConfigMap").matches(&ev));
+        assert!(sel(&[&["involvedObject", "name"]], true, "cé").matches(&ev));
+        assert!(sel(&[&["involvedObject", "uid"]], true, "").matches(&ev));
+        assert!(sel(&[&["involvedObject", "kind", "deeper"]], true, "").matches(&ev));
+        // Not a string: selects as "".
+        assert!(sel(&[&["type"]], true, "").matches(&ev));
+        assert!(!sel(&[&["type"]], true, "3").matches(&ev));
+        // The first non-empty string of the alternatives.
+        let source: &[&[&str]] = &[&["source", "component"], &["reportingComponent"]];
+        assert!(sel(source, true, "ctl").matches(&ev));
+        assert!(sel(source, false, "").matches(&ev));
+        // The last member of a name, as a decoded dict keeps it.
+        assert!(sel(&[&["x", "y", "z"]], true, "b").matches(&ev));
     }
 
     #[test]

@@ -53,6 +53,7 @@ from .auth import (
 )
 from .connection import DEFAULT_READ_TIMEOUT
 from .fairness import FairShare, TooManyRequestsError
+from .fields import selectable_fields
 from .handlers import (
     ObjectHandlers,
     Quota,
@@ -503,7 +504,7 @@ class Api:
     async def _watch(self, request: Request, target: Target, project: str | None) -> Response:
         assert target.resource is not None and self.state.factory is not None
         res = target.resource
-        opts = list_options(request, watch=True)
+        opts = list_options(request, watch=True, fields=selectable_fields(res))
         timeout = parse_int(request, "timeoutSeconds")
         storage = self.state.factory.storage(res.prefix)
         w = await storage.watch(res.collection_key(target.namespace), opts)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -45,9 +46,10 @@ from ..storage.options import (
     parse_decimal,
     validate_watch_request,
 )
-from ..storage.selectors import Predicate
+from ..storage.selectors import DEFAULT_FIELDS, FieldPaths, Predicate
 from ..tenancy import ProjectUsage, object_size
 from .auth import MASTERS, ForbiddenError, User
+from .fields import selectable_fields
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
@@ -187,7 +189,9 @@ def parse_int(request: Request, name: str) -> int | None:
     return parsed
 
 
-def list_options(request: Request, *, watch: bool) -> ListOptions:
+def list_options(
+    request: Request, *, watch: bool, fields: Mapping[str, FieldPaths] = DEFAULT_FIELDS
+) -> ListOptions:
     q = request.query_params
     rv = q.get("resourceVersion", "")
     if rv and parse_decimal(rv) is None:
@@ -211,7 +215,7 @@ def list_options(request: Request, *, watch: bool) -> ListOptions:
     )
     if not watch and match != ResourceVersionMatch.UNSET and rv == "":
         raise BadRequestError("resourceVersionMatch is forbidden unless resourceVersion is set")
-    predicate = Predicate.parse(q.get("labelSelector", ""), q.get("fieldSelector", ""))
+    predicate = Predicate.parse(q.get("labelSelector", ""), q.get("fieldSelector", ""), fields)
     return ListOptions(
         send_initial_events=send_initial_events,
         resource_version=rv,
@@ -314,7 +318,7 @@ class ObjectHandlers:
         return json_response(typed(obj, self.res))
 
     async def list(self, request: Request) -> Response:
-        opts = list_options(request, watch=False)
+        opts = list_options(request, watch=False, fields=selectable_fields(self.res))
         key = self.res.collection_key(self.namespace)
         storage = self.storage
         page: ObjectList | EncodedList
@@ -554,7 +558,7 @@ class ObjectHandlers:
         """Delete what a list with the same selectors returns (objects gone meanwhile are
         skipped); answers the list of deleted objects, as Kubernetes does."""
         _reject_dry_run(request)
-        opts = list_options(request, watch=False)
+        opts = list_options(request, watch=False, fields=selectable_fields(self.res))
         page = await self.storage.get_list(
             self.res.collection_key(self.namespace),
             ListOptions(recursive=True, predicate=opts.predicate),

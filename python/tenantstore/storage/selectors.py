@@ -7,7 +7,7 @@ what a caller can see: they only drop items. Parse errors are `BadRequestError`s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,19 +211,27 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def _meta(name: str) -> Callable[[Mapping[str, Any]], str]:
-    def get(obj: Mapping[str, Any]) -> str:
-        meta = obj.get("metadata")
-        value = meta.get(name) if isinstance(meta, Mapping) else None
-        return value if isinstance(value, str) else ""
+#: Where a selectable field's value is read: paths into the object, tried in turn; the
+#: value is the first that holds a non-empty string, else "" (absent, `null`, a number:
+#: all select as ""). Upstream's fields are typed Go strings; a path is how the same
+#: field is found in the JSON both here and in the Rust byte cache (`objects.rs`).
+FieldPaths = tuple[tuple[str, ...], ...]
 
-    return get
-
-
-DEFAULT_FIELDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "metadata.name": _meta("name"),
-    "metadata.namespace": _meta("namespace"),
+DEFAULT_FIELDS: Mapping[str, FieldPaths] = {
+    "metadata.name": (("metadata", "name"),),
+    "metadata.namespace": (("metadata", "namespace"),),
 }
+
+
+def field_value(obj: Mapping[str, Any], paths: FieldPaths) -> str:
+    """The value a field selector compares (see `FieldPaths`)."""
+    for path in paths:
+        cur: Any = obj
+        for step in path:
+            cur = cur.get(step) if isinstance(cur, Mapping) else None
+        if isinstance(cur, str) and cur:
+            return cur
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,11 +239,18 @@ class FieldRequirement:
     field: str
     op: str  # "=" or "!="
     value: str
+    paths: FieldPaths = ()
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            # A requirement built by hand on a default field: read where that field lives.
+            object.__setattr__(self, "paths", DEFAULT_FIELDS.get(self.field, ()))
 
 
 @dataclass(frozen=True, slots=True)
 class FieldSelector:
-    """Equality terms on supported fields (`metadata.name`, `metadata.namespace`)."""
+    """Equality terms on the fields a resource declares selectable (`DEFAULT_FIELDS`
+    unless the caller passes its own: events select on `involvedObject.name`, ...)."""
 
     requirements: tuple[FieldRequirement, ...] = ()
 
@@ -245,13 +260,13 @@ class FieldSelector:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         for req in self.requirements:
-            have = DEFAULT_FIELDS[req.field](obj)
+            have = field_value(obj, req.paths)
             if (have == req.value) != (req.op == "="):
                 return False
         return True
 
     @classmethod
-    def parse(cls, text: str) -> FieldSelector:
+    def parse(cls, text: str, fields: Mapping[str, FieldPaths] = DEFAULT_FIELDS) -> FieldSelector:
         if len(text) > 16384:
             raise BadRequestError("field selector is too long")
         reqs: list[FieldRequirement] = []
@@ -268,9 +283,10 @@ class FieldSelector:
                     break
             else:
                 raise BadRequestError(f'invalid field selector "{text}": "{term}" has no operator')
-            if name not in DEFAULT_FIELDS:
+            paths = fields.get(name)
+            if paths is None:
                 raise BadRequestError(f'field label not supported: "{name}"')
-            reqs.append(FieldRequirement(name, op, value))
+            reqs.append(FieldRequirement(name, op, value, paths))
         return cls(tuple(reqs))
 
 
@@ -309,8 +325,15 @@ class Predicate:
         return self.label.matches(labels) and self.field.matches(obj)
 
     @classmethod
-    def parse(cls, label_selector: str = "", field_selector: str = "") -> Predicate:
-        return cls(LabelSelector.parse(label_selector), FieldSelector.parse(field_selector))
+    def parse(
+        cls,
+        label_selector: str = "",
+        field_selector: str = "",
+        fields: Mapping[str, FieldPaths] = DEFAULT_FIELDS,
+    ) -> Predicate:
+        """`fields`: the selectable fields of the resource listed (a field outside them is
+        a 400 `field label not supported`, as upstream's per-resource field sets)."""
+        return cls(LabelSelector.parse(label_selector), FieldSelector.parse(field_selector, fields))
 
 
 EVERYTHING = Predicate()
