@@ -77,6 +77,7 @@ from .metrics import (
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
 from .status import MethodNotAllowedError, json_response, status_response
+from .tables import requested_view
 from .validation import DEFAULT_MAX_BODY_BYTES
 from .watchstream import DEFAULT_WATCH_TIMEOUT, WatchResponse
 
@@ -442,14 +443,11 @@ class Api:
     ) -> Response:
         registry = self.state.registry
         kind = target.kind
-        if kind == Kind.API_VERSIONS:
-            host = request.headers.get("host", "")
-            return json_response(discovery.api_versions(host))
+        if kind in (Kind.API_VERSIONS, Kind.GROUP_LIST):
+            return self._discovery_root(request, kind == Kind.API_VERSIONS)
         if kind == Kind.CORE_RESOURCES:
             doc = discovery.api_resource_list(registry, target.group, target.version)
             return json_response(doc)
-        if kind == Kind.GROUP_LIST:
-            return json_response(discovery.api_group_list(registry))
         if kind == Kind.GROUP:
             return json_response(discovery.api_group(registry, target.group))
         if kind == Kind.VERSION:
@@ -469,6 +467,22 @@ class Api:
         # /openapi/*, and /metrics inside a project: not served (kubectl tolerates a 404).
         path = request.url.path
         raise NotFoundError(f"the server could not find the requested resource ({path})")
+
+    def _discovery_root(self, request: Request, core: bool) -> Response:
+        """`/api` or `/apis`: aggregated discovery when the client asks for it, else the
+        legacy document; the answer depends on `Accept`, which caches must know."""
+        registry = self.state.registry
+        version = discovery.aggregated_version(request.headers.get("accept", ""))
+        if version is not None:
+            doc = discovery.aggregated_discovery(registry, core=core, version=version)
+            response = json_response(doc)
+            response.headers["content-type"] = discovery.aggregated_content_type(version)
+        elif core:
+            response = json_response(discovery.api_versions(request.headers.get("host", "")))
+        else:
+            response = json_response(discovery.api_group_list(registry))
+        response.headers["vary"] = "Accept"
+        return response
 
     async def _resource(
         self, request: Request, target: Target, project: str | None, watch: bool
@@ -504,6 +518,7 @@ class Api:
     async def _watch(self, request: Request, target: Target, project: str | None) -> Response:
         assert target.resource is not None and self.state.factory is not None
         res = target.resource
+        view = requested_view(request)
         opts = list_options(request, watch=True, fields=selectable_fields(res))
         timeout = parse_int(request, "timeoutSeconds")
         storage = self.state.factory.storage(res.prefix)
@@ -515,6 +530,7 @@ class Api:
             timeout=float(timeout) if timeout else self.state.limits.watch_timeout,
             stopping=self.state.stopping,
             open_streams=self.state.open_streams,
+            encode=view.watch_encoder(res) if view is not None else None,
         )
 
 

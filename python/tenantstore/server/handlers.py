@@ -54,6 +54,7 @@ from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
+from .tables import requested_view
 from .validation import (
     check_identity,
     decode_json,
@@ -298,8 +299,9 @@ class ObjectHandlers:
         if rv and parse_decimal(rv) is None:
             raise BadRequestError(f'invalid resourceVersion "{rv}"')
         storage = self.storage
+        view = requested_view(request)
         try:
-            if (encoded := encoded_reads(storage)) is not None:
+            if view is None and (encoded := encoded_reads(storage)) is not None:
                 # The watch cache's bytes, typed as `typed` would: no dict made or encoded.
                 got = await encoded.get_encoded(
                     self._key(),
@@ -315,6 +317,8 @@ class ObjectHandlers:
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
         assert obj is not None
+        if view is not None:
+            return json_response(view.render_object(typed(obj, self.res), self.res))
         return json_response(typed(obj, self.res))
 
     async def list(self, request: Request) -> Response:
@@ -322,7 +326,8 @@ class ObjectHandlers:
         key = self.res.collection_key(self.namespace)
         storage = self.storage
         page: ObjectList | EncodedList
-        if (encoded := encoded_reads(storage)) is not None:
+        view = requested_view(request)
+        if view is None and (encoded := encoded_reads(storage)) is not None:
             page = await encoded.get_list_encoded(
                 key, opts, kind=self.res.kind, api_version=self.res.api_version
             )
@@ -333,6 +338,9 @@ class ObjectHandlers:
             meta["continue"] = page.continue_
         if page.remaining_item_count is not None:
             meta["remainingItemCount"] = page.remaining_item_count
+        if view is not None and isinstance(page, ObjectList):
+            items = [typed(o, self.res) for o in page.items]
+            return json_response(view.render_list(items, self.res, meta))
         body = {
             "kind": self.res.list_kind,
             "apiVersion": self.res.api_version,

@@ -71,6 +71,7 @@ class WatchResponse(Response):
         stopping: asyncio.Event,
         open_streams: set[Watch],
         on_close: Callable[[], None] | None = None,
+        encode: Callable[[WatchEvent], bytes] | None = None,
     ) -> None:
         super().__init__(status_code=200, media_type=self.media_type)
         # No content-length: the body is chunked.
@@ -85,6 +86,9 @@ class WatchResponse(Response):
         self.open_streams = open_streams
         # Called once the stream has ended (the project's watch slot is given back).
         self.on_close = on_close
+        # How an event becomes a line: the object as stored, unless the client asked for
+        # another view of it (a Table, see `tables.py`).
+        self.encode = encode or (lambda ev: encode_event(ev, resource))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
@@ -131,7 +135,7 @@ class WatchResponse(Response):
             except StopAsyncIteration:
                 return False
             if ev is not None:
-                body = encode_event(ev, self.resource)
+                body = self.encode(ev)
                 try:
                     # A client that stops reading blocks the write once the socket buffers
                     # fill; give up on it (a timer, not a task) so it cannot pin the
