@@ -86,9 +86,9 @@ class WatchResponse(Response):
         self.open_streams = open_streams
         # Called once the stream has ended (the project's watch slot is given back).
         self.on_close = on_close
-        # How an event becomes a line: the object as stored, unless the client asked for
-        # another view of it (a Table, see `tables.py`).
-        self.encode = encode or (lambda ev: encode_event(ev, resource))
+        # How an event becomes a line when the client asked for another view of the
+        # object (a Table, see `tables.py`); None: the object as stored.
+        self.encode = encode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
@@ -135,7 +135,8 @@ class WatchResponse(Response):
             except StopAsyncIteration:
                 return False
             if ev is not None:
-                body = self.encode(ev)
+                encode = self.encode
+                body = encode_event(ev, self.resource) if encode is None else encode(ev)
                 try:
                     # A client that stops reading blocks the write once the socket buffers
                     # fill; give up on it (a timer, not a task) so it cannot pin the
