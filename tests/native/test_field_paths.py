@@ -38,9 +38,12 @@ OBJECTS = st.builds(
     st.dictionaries(st.sampled_from(["name", "namespace", "uid"]), TEXT | SCALARS, max_size=3),
     st.dictionaries(KEYS, VALUES, max_size=5),
 )
-PATHS = st.lists(st.lists(KEYS, min_size=1, max_size=3).map(tuple), min_size=1, max_size=2).map(
+# Paths may also lead into `metadata`, which `metadata.name`/`metadata.namespace` read
+# from the projection rather than from the bytes.
+STEPS = KEYS | st.sampled_from(["metadata", "namespace", "uid"])
+PATHS = st.lists(st.lists(STEPS, min_size=1, max_size=3).map(tuple), min_size=1, max_size=2).map(
     tuple
-)
+) | st.sampled_from([(("metadata", "name"),), (("metadata", "namespace"),)])
 
 
 def _rust_matches(pred: Predicate, obj: dict[str, Any]) -> bool:

@@ -206,6 +206,11 @@ def test_get_prints_the_server_columns(srv: ThreadServer, tmp_path: Path) -> Non
         assert _header(widgets) == ["NAME", "SIZE"]
         assert _rows(widgets) == [[f"w-{tag}", "7" if project == p1 else "9"]]
         assert _rows(_kubectl(srv, project, tmp_path, "get", "wd")) == _rows(widgets)
+    # Across namespaces kubectl adds NAMESPACE from each row's metadata; sorting makes it
+    # ask for whole objects (`includeObject=Object`).
+    every = _kubectl(srv, p1, tmp_path, "get", "cm", "-A", "--sort-by=.metadata.name")
+    assert _header(every) == ["NAMESPACE", "NAME", "DATA", "AGE"]
+    assert [row[:3] for row in _rows(every)] == [["default", f"cm-{tag}", "2"]]
     wide = _kubectl(srv, p1, tmp_path, "get", "events", "-o", "wide")
     assert _header(wide)[-4:] == ["FIRST", "SEEN", "COUNT", "NAME"]
     assert "test" in _rows(wide)[0]  # SOURCE, a priority-1 column
