@@ -181,6 +181,11 @@ def _quote(value: Any) -> str:
     return json.dumps(text)
 
 
+def _go_quote(text: str) -> str:
+    """`text` quoted as Go's `%q` quotes a field path (printable characters kept)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 @dataclass(slots=True)
 class _Walk:
     unknown: list[str] = field(default_factory=list)
@@ -401,8 +406,8 @@ class FieldValidation:
         walk = _Walk()
         if validator is not None:
             obj, walk = validator.walk(obj)
-        problems = [f'duplicate field "{p}"' for p in self.duplicates]
-        problems += [f'unknown field "{p}"' for p in walk.unknown]
+        problems = [f"duplicate field {_go_quote(p)}" for p in self.duplicates]
+        problems += [f"unknown field {_go_quote(p)}" for p in walk.unknown]
         if problems and self.directive == STRICT:
             raise self._strict_error(problems, obj, name, patched)
         if walk.errors:
