@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from ..codec import MAX_DEPTH
 from ..storage.errors import BadRequestError, InvalidError
 from .openapi import custom_definitions, definition_name
 from .openapi_builtin import DEFINITIONS, META
@@ -309,15 +310,19 @@ class SchemaValidators:
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
-def _members(obj: Any) -> int:
-    count, stack = 0, [obj]
+def _measure(obj: Any) -> int:
+    """The number of object members in `obj`; 422 when it nests deeper than any object
+    may be stored (the codec's limit, checked here before pruning could hide it)."""
+    count, stack = 0, [(obj, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidError(f"object is nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, dict):
             count += len(node)
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
         elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
     return count
 
 
@@ -393,9 +398,10 @@ class FieldValidation:
         if not raw.strip():
             raise BadRequestError("request body is empty")
         body = decode_json(raw)
-        if self.directive != IGNORE and b":" in raw:
+        members = _measure(body)
+        if self.directive != IGNORE and members:
             colons = _STRING.sub(b"", raw).count(b":")
-            if colons != _members(body):
+            if colons != members:
                 self.duplicates = _duplicates(raw)
         return body
 
