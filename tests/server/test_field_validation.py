@@ -246,3 +246,23 @@ def test_the_warning_header_escapes_quotes(http: httpx.Client) -> None:
     r = _post(http, url, {"metadata": {"name": "q"}, 'we"ird': 1})
     assert r.status_code == 201
     assert _warnings(r) == ['299 - "unknown field \\"we\\\\\\"ird\\""']
+
+
+def test_strategic_merge_directives_are_not_the_clients_fields(http: httpx.Client) -> None:
+    """kubectl apply computes strategic merge patches from the published schemas (merge
+    keys): its directives never come back as unknown fields, nor get stored."""
+    url = f"{_base(_project())}/api/v1/namespaces/default/serviceaccounts"
+    assert _post(http, url, {"metadata": {"name": "sa"}, "secrets": [{"name": "a"}]}).is_success
+    patch = {"$setElementOrder/secrets": [{"name": "a"}, {"name": "b"}], "secrets": [{"name": "b"}]}
+    r = http.patch(
+        f"{url}/sa",
+        json=patch,
+        headers={"content-type": "application/strategic-merge-patch+json"},
+        params={"fieldValidation": "Strict"},
+    )
+    assert r.status_code == 200, r.text
+    assert _warnings(r) == [] and not any(k.startswith("$") for k in r.json())
+    # Under a JSON merge patch the same key is an ordinary unknown field.
+    r = http.patch(f"{url}/sa", json=patch, headers=MERGE, params={"fieldValidation": "Strict"})
+    assert r.status_code == 422
+    assert 'unknown field "$setElementOrder/secrets"' in r.json()["message"]

@@ -39,6 +39,7 @@ from ..codec import MAX_DEPTH
 from ..storage.errors import BadRequestError, InvalidError
 from .openapi import custom_definitions, definition_name
 from .openapi_builtin import DEFINITIONS, META
+from .patch import STRATEGIC as STRATEGIC_MERGE
 from .registry import Resource, ResourceRegistry
 from .validation import decode_json
 from .warning_headers import add_warnings
@@ -180,6 +181,10 @@ def _quote(value: Any) -> str:
     if len(text) > 256:
         text = text[:256] + "..."
     return json.dumps(text)
+
+
+def _directive(path: str) -> bool:
+    return path.rsplit(".", 1)[-1].startswith("$")
 
 
 def _go_quote(text: str) -> str:
@@ -412,6 +417,11 @@ class FieldValidation:
         walk = _Walk()
         if validator is not None:
             obj, walk = validator.walk(obj)
+        if patched and walk.unknown and self._strategic():
+            # Until strategic merge patches are applied by their directives, the ones a
+            # merge leaves behind (`$setElementOrder/secrets`, `$patch`, `$retainKeys`)
+            # are dropped as the patch mechanism's, not reported as the client's fields.
+            walk.unknown = [p for p in walk.unknown if not _directive(p)]
         problems = [f"duplicate field {_go_quote(p)}" for p in self.duplicates]
         problems += [f"unknown field {_go_quote(p)}" for p in walk.unknown]
         if problems and self.directive == STRICT:
@@ -421,6 +431,10 @@ class FieldValidation:
         if self.directive == WARN:
             add_warnings(self.request, "fieldValidation", problems)
         return obj
+
+    def _strategic(self) -> bool:
+        media = self.request.headers.get("content-type", "").split(";", 1)[0]
+        return media.strip().lower() == STRATEGIC_MERGE
 
     def _strict_error(
         self, problems: list[str], obj: dict[str, Any], name: str, patched: bool
