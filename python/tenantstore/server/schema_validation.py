@@ -414,9 +414,9 @@ class FieldValidation:
         members = _measure(body)
         # Each member has one colon outside strings: as many colons as members (the
         # common case, found without a scan) means no member is repeated.
-        if self.directive != IGNORE and members and raw.count(b":") != members:
-            if _STRING.sub(b"", raw).count(b":") != members:
-                self.duplicates = _duplicates(raw)
+        suspect = self.directive != IGNORE and members and raw.count(b":") != members
+        if suspect and _STRING.sub(b"", raw).count(b":") != members:
+            self.duplicates = _duplicates(raw)
         return body
 
     def check(self, obj: dict[str, Any], name: str, *, patched: bool = False) -> dict[str, Any]:
