@@ -30,7 +30,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 from starlette.requests import Request
@@ -53,6 +53,9 @@ _MAX_ERRORS = 20
 _TYPES = ("object", "array", "string", "integer", "number", "boolean")
 
 
+_Class: TypeAlias = type  # (`Node.type` hides the builtin inside the class body)
+
+
 @dataclass(slots=True, eq=False)
 class Node:
     """One compiled schema: what a value must be and what its children are."""
@@ -68,7 +71,7 @@ class Node:
     enum: tuple[Any, ...] | None = None
     # The one class a value needs to pass with no further check (plain strings, integers
     # and booleans): the walk's fast path for the leaves that make up most objects.
-    simple: type | None = None
+    simple: _Class | None = None
 
 
 _ANY = Node(preserve=True)
