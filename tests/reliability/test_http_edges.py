@@ -31,9 +31,19 @@ P = "/projects/edges/control-plane"
 CM = f"{P}/api/v1/namespaces/default/configmaps"
 
 
+# A custom resource without a schema keeps whatever it is given (a ConfigMap's data
+# must be strings): where an object can nest as deep as a client makes it.
+BLOBS = f"{P}/apis/example.com/v1/namespaces/default/blobs"
+_RESOURCES = "resources:\n  - {group: example.com, version: v1, kind: Blob, plural: blobs}\n"
+
+
 @pytest.fixture(scope="module")
 def serve_edges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    proc = start_serve(tmp_path_factory.mktemp("edges"), "--request-read-timeout", "1")
+    tmp = tmp_path_factory.mktemp("edges")
+    (tmp / "resources.yaml").write_text(_RESOURCES)
+    proc = start_serve(
+        tmp, "--request-read-timeout", "1", "--resources", str(tmp / "resources.yaml")
+    )
     try:
         yield proc
     finally:
@@ -205,15 +215,15 @@ def test_objects_too_deep_to_serve_are_refused_at_write_time(
     name = f"deep-{depth}"
     # Containers: the object, `data`, and `depth - 1` dicts under it (the leaf is a string).
     body = {"metadata": {"name": name}, "data": {"x": _nested(depth)}}
-    r = http.post(CM, content=json.dumps(body), headers={"content-type": "application/json"})
+    r = http.post(BLOBS, content=json.dumps(body), headers={"content-type": "application/json"})
     if depth + 1 <= MAX_DEPTH:
         assert r.status_code == 201, r.text[:200]
     else:
         assert r.status_code == 422, r.text[:200]
         assert "nested" in r.json()["message"]
-    listed = http.get(CM)
+    listed = http.get(BLOBS)
     assert listed.status_code == 200
-    with http.stream("GET", f"{CM}?watch=1&timeoutSeconds=1&resourceVersion=0") as w:
+    with http.stream("GET", f"{BLOBS}?watch=1&timeoutSeconds=1&resourceVersion=0") as w:
         assert w.status_code == 200
         lines = [line for line in w.iter_lines() if line]
     assert lines and all(json.loads(line)["type"] == "ADDED" for line in lines)

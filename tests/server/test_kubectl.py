@@ -1,8 +1,9 @@
 """kubectl (Debian's kubernetes-client) against a project's control plane.
 
-kubectl needs ``--validate=false`` (no OpenAPI is served) and sends protobuf for its
-typed ``create configmap`` subcommand, which this server answers with 415; manifests
-(``create -f``/``apply -f``) go as JSON and work.
+kubectl validates with the server's OpenAPI documents (``--validate=strict``, its
+default: see ``test_kubectl_openapi.py``) and sends protobuf for its typed ``create
+configmap`` subcommand, which this server answers with 415; manifests (``create
+-f``/``apply -f``) go as JSON and work.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ def test_kubectl_create_get_delete(server: ThreadServer, tmp_path: Path) -> None
             project,
             tmp_path,
             "create",
-            "--validate=false",
             "-f",
             "-",
             stdin=_manifest(f"cm-{tag}", owner),
@@ -107,7 +107,7 @@ def test_kubectl_custom_resource(server: ThreadServer, tmp_path: Path) -> None:
         "apiVersion: example.com/v1\nkind: Widget\n"
         "metadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n"
     )
-    _kubectl(server, project, tmp_path, "apply", "--validate=false", "-f", "-", stdin=manifest)
+    _kubectl(server, project, tmp_path, "apply", "-f", "-", stdin=manifest)
     out = _kubectl(server, project, tmp_path, "get", "widgets", "-n", "default", "-o", "name")
     assert out.strip() == "widget.example.com/w1"
     assert "w1" in _kubectl(server, project, tmp_path, "get", "wd", "-n", "default")

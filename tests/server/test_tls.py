@@ -400,7 +400,7 @@ def test_kubectl_with_a_generated_kubeconfig(served: Served, pki: Pki, tmp_path:
     name = f"kc-{uuid.uuid4().hex[:6]}"
     manifest = tmp_path / "cm.json"
     manifest.write_text(json.dumps(_cm(name, via="kubectl")))
-    created = kubectl("create", "--validate=false", "-f", str(manifest))
+    created = kubectl("create", "-f", str(manifest))
     assert created.returncode == 0, created.stderr
     assert f"configmap/{name} created" in created.stdout
     names = kubectl("get", "cm", "-o", "name")

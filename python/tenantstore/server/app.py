@@ -74,11 +74,14 @@ from .metrics import (
     bind_projects,
     unbind_projects,
 )
+from .openapi import OpenAPIDocuments
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
+from .schema_validation import SchemaValidators
 from .status import MethodNotAllowedError, json_response, status_response
 from .tables import requested_view
 from .validation import DEFAULT_MAX_BODY_BYTES
+from .warning_headers import apply_warnings
 from .watchstream import DEFAULT_WATCH_TIMEOUT, WatchResponse
 
 __all__ = ["DEFAULT_BACKEND", "ServerConfig", "ServerState", "create_app", "open_kv"]
@@ -144,6 +147,9 @@ class ServerState:
         self.config = config
         self.registry = registry
         self.limits = ServerLimits(config.max_body_bytes, config.watch_timeout, config.read_timeout)
+        # Both derive from the registry's schemas; the documents are built on first request.
+        self.openapi = OpenAPIDocuments(registry)
+        self.validators = SchemaValidators(registry)
         self.kv: KV | None = None
         self.factory: StorageFactory | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -389,6 +395,7 @@ class Api:
         finally:
             if release is not None:
                 release()
+        apply_warnings(request, response)
         elapsed = time.perf_counter() - started
         REQUESTS.labels(verb, resource, str(response.status_code)).inc()
         REQUEST_LATENCY.labels(verb, resource).observe(elapsed)
@@ -454,6 +461,8 @@ class Api:
             return json_response(discovery.version_info())
         if kind in (Kind.HEALTHZ, Kind.LIVEZ, Kind.READYZ):
             return await self.state.health[kind].respond(request, target.name or None)
+        if kind == Kind.OPENAPI:
+            return self.state.openapi.respond(request, target.name, project)
         if kind == Kind.METRICS and project is None:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
         if kind == Kind.ROOT:
@@ -464,7 +473,7 @@ class Api:
             if project is None:
                 paths.append("/metrics")
             return json_response({"paths": sorted(paths)})
-        # /openapi/*, and /metrics inside a project: not served (kubectl tolerates a 404).
+        # /metrics inside a project: not served.
         path = request.url.path
         raise NotFoundError(f"the server could not find the requested resource ({path})")
 
@@ -491,7 +500,9 @@ class Api:
         prefix = target.resource.prefix
         storage = self.state.factory.storage(prefix)
         quota = self.state.quota(project, prefix) if request.method != "GET" else None
-        handlers = ObjectHandlers(storage, target, self.state.limits, quota)
+        handlers = ObjectHandlers(
+            storage, target, self.state.limits, quota, validators=self.state.validators
+        )
         method = request.method
         if target.kind == Kind.COLLECTION:
             if method in ("GET", "HEAD"):

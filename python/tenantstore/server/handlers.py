@@ -53,6 +53,7 @@ from .fields import selectable_fields
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
+from .schema_validation import SchemaValidators, field_validation
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
 from .tables import requested_view
 from .validation import (
@@ -61,7 +62,6 @@ from .validation import (
     generate_name,
     invalid,
     read_body,
-    read_json_body,
     require_json,
     validate_name,
     validate_namespace_name,
@@ -277,6 +277,7 @@ class ObjectHandlers:
         target: Target,
         limits: ServerLimits,
         quota: Quota | None = None,
+        validators: SchemaValidators | None = None,
     ) -> None:
         assert target.resource is not None
         self.storage = storage
@@ -285,6 +286,7 @@ class ObjectHandlers:
         self.name = target.name
         self.limits = limits
         self.quota = quota
+        self.validators = validators
 
     def _key(self, name: str | None = None) -> str:
         return self.res.key(self.namespace, name if name is not None else self.name)
@@ -362,8 +364,11 @@ class ObjectHandlers:
             )
         self._check_namespace()
         require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
-        meta = dict(check_identity(self.res, body))
+        fields = field_validation(self.validators, self.res, request, "CreateOptions")
+        body = fields.decode(await self._read(request))
+        meta = check_identity(self.res, body)
+        body = fields.check(body, str(meta.get("name") or ""))
+        meta = dict(body.get("metadata") or {})
         generate = meta.get("generateName") if not meta.get("name") else None
         if generate is not None and not isinstance(generate, str):
             raise invalid(self.res, "", "metadata.generateName", generate, "must be a string")
@@ -451,8 +456,11 @@ class ObjectHandlers:
         _reject_dry_run(request)
         self._check_namespace()
         require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
-        meta = check_identity(self.res, body)
+        fields = field_validation(self.validators, self.res, request, "UpdateOptions")
+        body = fields.decode(await self._read(request))
+        check_identity(self.res, body)
+        body = fields.check(body, self.name)
+        meta = body.get("metadata") or {}
         self._check_url_identity(meta)
         rv = meta.get("resourceVersion") or None
         if rv is not None and not isinstance(rv, str):
@@ -486,13 +494,16 @@ class ObjectHandlers:
                 f'the body of the request was in an unknown format "{media}" - accepted media '
                 f"types include: {JSON_PATCH}, {MERGE}, {STRATEGIC}"
             )
-        patch = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
+        fields = field_validation(self.validators, self.res, request, "PatchOptions")
+        patch = fields.decode(await self._read(request))
 
         def update(current: Object) -> Object:
             patched = apply_patch(media, current, patch)
             if not isinstance(patched, dict):
                 raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
-            meta = check_identity(self.res, patched)
+            check_identity(self.res, patched)
+            patched = fields.check(patched, self.name, patched=True)
+            meta = patched.get("metadata") or {}
             self._check_url_identity({**meta, "name": meta.get("name", self.name)})
             cur_rv = (current.get("metadata") or {}).get("resourceVersion")
             want_rv = meta.get("resourceVersion")
@@ -513,6 +524,9 @@ class ObjectHandlers:
         if self.quota is not None:
             await self.quota.settle(updated)
         return json_response(typed(updated, self.res))
+
+    async def _read(self, request: Request) -> bytes:
+        return await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
 
     async def _delete_options(self, request: Request) -> Preconditions | None:
         raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)

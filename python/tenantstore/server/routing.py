@@ -115,7 +115,8 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
     if segs[0] in ("healthz", "readyz", "livez") and len(segs) == 2:
         return Target(_SIMPLE[segs[0]], name=segs[1])  # one named check
     if segs[0] == "openapi":
-        return Target(Kind.OPENAPI)
+        # `v2`, `v3` or `v3/<group-version>`: `openapi.OpenAPIDocuments.respond` resolves it.
+        return Target(Kind.OPENAPI, name="/".join(segs[1:]))
     if segs[0] == "api":
         if segs[1] != "v1":
             raise _not_found(path)
