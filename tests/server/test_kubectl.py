@@ -1,8 +1,8 @@
 """kubectl (Debian's kubernetes-client) against a project's control plane.
 
-kubectl needs ``--validate=false`` (no OpenAPI is served) and sends protobuf for its
-typed ``create configmap`` subcommand, which this server answers with 415; manifests
-(``create -f``/``apply -f``) go as JSON and work.
+kubectl needs ``--validate=false`` here (no OpenAPI is served); manifests
+(``create -f``/``apply -f``) go as JSON. The typed subcommands (``create configmap``,
+``create namespace``, ...), which send protobuf, are in ``test_kubectl_protobuf.py``.
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ from .metrics import (
     bind_projects,
     unbind_projects,
 )
+from .protobuf import Negotiated, negotiate
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
 from .status import MethodNotAllowedError, json_response, status_response
@@ -347,6 +348,7 @@ class Api:
         project: str | None = None
         target: Target | None = None
         release: Callable[[], None] | None = None
+        negotiated: Negotiated | None = None
         try:
             raw = request.scope.get("raw_path") or request.url.path.encode()
             path = raw.split(b"?", 1)[0].decode("latin-1")
@@ -368,6 +370,8 @@ class Api:
                 release = (
                     state.fair_share.watch(project) if watch else state.fair_share.request(project)
                 )
+            if target.resource is not None:
+                negotiated = negotiate(request, target.resource)  # a 406 before any work
             # Root requests enter the root scope explicitly too: should a project scope ever
             # leak into this context, entering fails (a 500) instead of serving root paths
             # from that project's data.
@@ -387,6 +391,8 @@ class Api:
         finally:
             if release is not None:
                 release()
+        if negotiated is not None:
+            response = negotiated.encode(response)
         elapsed = time.perf_counter() - started
         REQUESTS.labels(verb, resource, str(response.status_code)).inc()
         REQUEST_LATENCY.labels(verb, resource).observe(elapsed)

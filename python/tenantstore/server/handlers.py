@@ -49,17 +49,17 @@ from ..storage.selectors import Predicate
 from ..tenancy import ProjectUsage, object_size
 from .auth import MASTERS, ForbiddenError, User
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .protobuf import read_delete_options, read_object
 from .registry import Resource
 from .routing import Target
+from .secrets import normalize_secret
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
 from .validation import (
     check_identity,
-    decode_json,
     generate_name,
     invalid,
     read_body,
     read_json_body,
-    require_json,
     validate_name,
     validate_namespace_name,
 )
@@ -349,8 +349,10 @@ class ObjectHandlers:
                 f"{self.res.label} is namespaced: create it under /namespaces/<namespace>/"
             )
         self._check_namespace()
-        require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
+        body = await read_object(
+            request, self.res, self.limits.max_body_bytes, self.limits.read_timeout
+        )
+        body = normalize_secret(self.res, body)
         meta = dict(check_identity(self.res, body))
         generate = meta.get("generateName") if not meta.get("name") else None
         if generate is not None and not isinstance(generate, str):
@@ -374,8 +376,8 @@ class ObjectHandlers:
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
         obj: Object = {**body, "kind": self.res.kind, "apiVersion": self.res.api_version}
-        if self.res.plural == "namespaces" and "status" not in obj:
-            obj["status"] = {"phase": "Active"}
+        if self.res.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}  # as Kubernetes: a new namespace is Active
         attempts = _GENERATE_ATTEMPTS if generate else 1
         for attempt in range(attempts):
             name = generate_name(generate) if generate else meta.get("name")
@@ -438,8 +440,10 @@ class ObjectHandlers:
     async def replace(self, request: Request) -> Response:
         _reject_dry_run(request)
         self._check_namespace()
-        require_json(request)
-        body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
+        body = await read_object(
+            request, self.res, self.limits.max_body_bytes, self.limits.read_timeout
+        )
+        body = normalize_secret(self.res, body)
         meta = check_identity(self.res, body)
         self._check_url_identity(meta)
         rv = meta.get("resourceVersion") or None
@@ -477,7 +481,7 @@ class ObjectHandlers:
         patch = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
 
         def update(current: Object) -> Object:
-            patched = apply_patch(media, current, patch)
+            patched = normalize_secret(self.res, apply_patch(media, current, patch))
             if not isinstance(patched, dict):
                 raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
             meta = check_identity(self.res, patched)
@@ -506,7 +510,7 @@ class ObjectHandlers:
         raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         if not raw.strip():
             return None
-        opts = decode_json(raw, "DeleteOptions")
+        opts = read_delete_options(request, self.res, raw)
         if not isinstance(opts, dict):
             raise BadRequestError("DeleteOptions must be a JSON object")
         pre = opts.get("preconditions")

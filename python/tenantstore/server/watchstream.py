@@ -85,6 +85,16 @@ class WatchResponse(Response):
         self.open_streams = open_streams
         # Called once the stream has ended (the project's watch slot is given back).
         self.on_close = on_close
+        self.encode: Callable[[WatchEvent, Resource], bytes] = encode_event
+
+    def use_encoding(
+        self, media_type: str, encode: Callable[[WatchEvent, Resource], bytes]
+    ) -> None:
+        """Stream in another type than newline-delimited JSON (protobuf frames)."""
+        self.media_type = media_type
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-type"]
+        self.raw_headers.append((b"content-type", media_type.encode("latin-1")))
+        self.encode = encode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
@@ -131,7 +141,7 @@ class WatchResponse(Response):
             except StopAsyncIteration:
                 return False
             if ev is not None:
-                body = encode_event(ev, self.resource)
+                body = self.encode(ev, self.resource)
                 try:
                     # A client that stops reading blocks the write once the socket buffers
                     # fill; give up on it (a timer, not a task) so it cannot pin the
