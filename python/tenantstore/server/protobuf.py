@@ -17,6 +17,7 @@ anything. `Accept` is read as kube-apiserver reads it: media ranges by `q`, then
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +133,20 @@ class Negotiated:
 def negotiate(request: Request, res: Resource) -> Negotiated:
     """The response type of a request for `res`, from its `Accept` header; 406 when the
     client accepts nothing the server can write."""
-    accept = request.headers.get("accept", "")
+    protobuf_ok = speaks_protobuf(res)
+    negotiated = _negotiate(request.headers.get("accept", ""), protobuf_ok)
+    if negotiated is None:
+        served = _SERVED if protobuf_ok else JSON
+        raise NotAcceptableError(f"only the following media types are accepted: {served}")
+    return negotiated
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiate(accept: str, protobuf_ok: bool) -> Negotiated | None:
+    """Cached: clients send a handful of distinct headers, and every resource request
+    asks."""
     if not accept.strip():
         return Negotiated(protobuf=False, json_ok=True)
-    protobuf_ok = speaks_protobuf(res)
     chosen: str | None = None
     json_ok = False
     for media, params in _ranges(accept):
@@ -145,8 +156,7 @@ def negotiate(request: Request, res: Resource) -> Negotiated:
             chosen = chosen or JSON
             json_ok = True
     if chosen is None:
-        served = _SERVED if protobuf_ok else JSON
-        raise NotAcceptableError(f"only the following media types are accepted: {served}")
+        return None
     return Negotiated(protobuf=chosen == PROTOBUF, json_ok=json_ok)
 
 
