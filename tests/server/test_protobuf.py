@@ -474,34 +474,72 @@ def test_delete_options_in_protobuf(http: httpx.Client, project: str) -> None:
     assert garbage.status_code == 400 and garbage.json()["reason"] == "BadRequest"
 
 
+def _frames(buf: bytes) -> tuple[list[Any], bytes]:
+    """The complete length-prefixed `WatchEvent` frames at the start of `buf`, and the rest."""
+    events = []
+    while len(buf) >= 4 and len(buf) >= 4 + (size := int.from_bytes(buf[:4], "big")):
+        event = k.new("WatchEvent")
+        event.ParseFromString(buf[4 : 4 + size])
+        events.append(event)
+        buf = buf[4 + size :]
+    return events, buf
+
+
+def _event_object(event: Any) -> tuple[str, Any]:
+    _, kind, raw = k.open_envelope(event.object.raw)
+    obj = k.new(kind)
+    obj.ParseFromString(raw)
+    return kind, obj
+
+
 async def test_watch_in_protobuf(server: ThreadServer, project: str) -> None:
-    """Length-prefixed `WatchEvent` frames, each object a whole protobuf body."""
+    """A watch-list in protobuf: length-prefixed `WatchEvent` frames, each object a whole
+    protobuf body; the initial state, the bookmark that ends it, then the changes."""
+    path = _path(project, "configmaps")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        headers = {"accept": f"{PB};stream=watch"}
-        params = {"watch": "true", "timeoutSeconds": "20"}
-        async with client.stream(
-            "GET", _path(project, "configmaps"), params=params, headers=headers
-        ) as stream:
-            assert stream.status_code == 200
-            assert stream.headers["content-type"] == f"{PB};stream=watch"
-            cm = k.new("ConfigMap", metadata=k.new("ObjectMeta", name="w"), data={"x": "1"})
+
+        async def create(name: str) -> None:
+            cm = k.new("ConfigMap", metadata=k.new("ObjectMeta", name=name), data={"n": name})
             made = await client.post(
-                _path(project, "configmaps"),
-                content=k.envelope(cm, "ConfigMap"),
-                headers={"content-type": PB},
+                path, content=k.envelope(cm, "ConfigMap"), headers={"content-type": PB}
             )
             assert made.status_code == 201
-            buf = b""
+
+        await create("before")
+        params = {
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "20",
+        }
+        headers = {"accept": f"{PB};stream=watch"}
+        events: list[Any] = []
+        buf = b""
+        created = False
+        async with client.stream("GET", path, params=params, headers=headers) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"] == f"{PB};stream=watch"
             async for chunk in stream.aiter_bytes():
-                buf += chunk
-                if len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                got, buf = _frames(buf + chunk)
+                events += got
+                if len(events) >= 2 and not created:
+                    created = True
+                    await create("after")
+                if any(
+                    e.type == "ADDED" and _event_object(e)[1].metadata.name == "after" for e in got
+                ):
                     break
-    size = int.from_bytes(buf[:4], "big")
-    event = k.new("WatchEvent")
-    event.ParseFromString(buf[4 : 4 + size])
-    assert event.type == "ADDED"
-    got = k.parse(event.object.raw, "ConfigMap")
-    assert got.metadata.name == "w" and dict(got.data) == {"x": "1"}
+    added, bookmark, *rest = events
+    assert added.type == "ADDED" and _event_object(added)[1].metadata.name == "before"
+    assert dict(_event_object(added)[1].data) == {"n": "before"}
+    assert bookmark.type == "BOOKMARK"
+    kind, marker = _event_object(bookmark)
+    assert kind == "ConfigMap"
+    assert dict(marker.metadata.annotations) == {"k8s.io/initial-events-end": "true"}
+    assert [(e.type, _event_object(e)[1].metadata.name) for e in rest if e.type != "BOOKMARK"] == [
+        ("ADDED", "after")
+    ]
 
 
 # -- negotiation -------------------------------------------------------------------------
