@@ -64,10 +64,16 @@ class NotAcceptableError(StorageError):
     reason = "NotAcceptable"
 
 
+_BUILTIN = frozenset(
+    (r.api_version, r.kind, r.plural) for r in BUILTIN_RESOURCES if (r.api_version, r.kind) in KINDS
+)
+
+
 def speaks_protobuf(res: Resource) -> bool:
     """Built-in kinds only: a custom resource named like one (`kind: ConfigMap` in another
-    group) is still JSON-only."""
-    return res in BUILTIN_RESOURCES and (res.api_version, res.kind) in KINDS
+    group) is still JSON-only. (The registry refuses custom resources that would take a
+    built-in's name, so the triple identifies a built-in.)"""
+    return (res.api_version, res.kind, res.plural) in _BUILTIN
 
 
 def _media_type(header: str) -> str:
