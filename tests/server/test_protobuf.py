@@ -655,6 +655,12 @@ HOSTILE: dict[str, bytes] = {
     "time out of range": _unknown(
         "v1", "ConfigMap", _cm_raw(metadata=k.new("ObjectMeta", creationTimestamp=_FAR_FUTURE))
     ),
+    # 40 KB of empty owner references would fan out to 100,000 JSON values
+    "fan-out": _unknown(
+        "v1",
+        "ConfigMap",
+        _cm_raw(metadata=k.new("ObjectMeta", ownerReferences=[k.new("OwnerReference")] * 20_000)),
+    ),
     "fieldsV1 not json": _unknown(
         "v1", "ConfigMap", _cm_raw(metadata=k.new("ObjectMeta", managedFields=[_NOT_JSON]))
     ),

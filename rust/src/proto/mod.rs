@@ -69,6 +69,26 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 // -- decoding --------------------------------------------------------------------------------
 
+/// How many JSON values a body may still decode to. Protobuf is denser than JSON: two bytes
+/// (`ownerReferences: [{}]`) become an object with four required strings, so a body of a
+/// few MiB could otherwise fan out into hundreds of MiB of values. Every value costs one
+/// unit; a body gets two per byte, plus headroom for the fields Go always writes. Real
+/// objects stay far below (a map entry costs at least four bytes on the wire).
+pub struct Budget(usize);
+
+impl Budget {
+    pub fn for_body(len: usize) -> Self {
+        Budget(len.saturating_mul(2).saturating_add(256))
+    }
+
+    fn spend(&mut self) -> Result<(), ProtoError> {
+        self.0 = self.0.checked_sub(1).ok_or_else(|| {
+            ProtoError::decode("the body decodes to far more values than its size allows")
+        })?;
+        Ok(())
+    }
+}
+
 /// A field's decoded value(s) before they are laid out as JSON.
 enum Slot {
     Empty,
@@ -134,7 +154,12 @@ fn decode_entry(data: &[u8], bytes_value: bool) -> Result<(String, Value), Proto
 }
 
 /// One occurrence of a known field, as JSON.
-fn decode_value(r: &mut Reader<'_>, field: &Field, wire: u8) -> Result<Value, ProtoError> {
+fn decode_value(
+    r: &mut Reader<'_>,
+    field: &Field,
+    wire: u8,
+    budget: &mut Budget,
+) -> Result<Value, ProtoError> {
     let want = match field.ty {
         Ty::Bool | Ty::Int32 | Ty::Int64 => VARINT,
         _ => LEN,
@@ -153,7 +178,7 @@ fn decode_value(r: &mut Reader<'_>, field: &Field, wire: u8) -> Result<Value, Pr
         Ty::Bytes => Value::String(b64().encode(r.bytes()?)),
         Ty::Time => decode_time(r.bytes()?, false)?,
         Ty::MicroTime => decode_time(r.bytes()?, true)?,
-        Ty::Msg(msg) => Value::Object(decode_message(r.bytes()?, msg)?),
+        Ty::Msg(msg) => Value::Object(decode_message(r.bytes()?, msg, budget)?),
         Ty::RawJson => {
             let data = r.bytes()?;
             let mut raw: &[u8] = &[];
@@ -188,7 +213,7 @@ fn is_zero(value: &Value) -> bool {
 }
 
 /// What Go writes for a field that was not on the wire and is never omitted.
-fn zero_value(field: &Field) -> Result<Value, ProtoError> {
+fn zero_value(field: &Field, budget: &mut Budget) -> Result<Value, ProtoError> {
     if field.repeated {
         return Ok(Value::Array(Vec::new()));
     }
@@ -198,12 +223,16 @@ fn zero_value(field: &Field) -> Result<Value, ProtoError> {
         Ty::Int32 | Ty::Int64 => Value::from(0),
         Ty::Time | Ty::MicroTime | Ty::RawJson => Value::Null,
         Ty::StrMap | Ty::BytesMap => Value::Object(Map::new()),
-        Ty::Msg(msg) => Value::Object(decode_message(&[], msg)?),
+        Ty::Msg(msg) => Value::Object(decode_message(&[], msg, budget)?),
     })
 }
 
 /// A message as the JSON object Go's `encoding/json` would write for it.
-pub fn decode_message(data: &[u8], msg: &Message) -> Result<Map<String, Value>, ProtoError> {
+pub fn decode_message(
+    data: &[u8],
+    msg: &Message,
+    budget: &mut Budget,
+) -> Result<Map<String, Value>, ProtoError> {
     let mut slots: Vec<Slot> = msg.fields.iter().map(|_| Slot::Empty).collect();
     let mut r = Reader::new(data);
     while !r.done() {
@@ -219,6 +248,7 @@ pub fn decode_message(data: &[u8], msg: &Message) -> Result<Map<String, Value>, 
                 if wire != LEN {
                     return Err(ProtoError::decode("wrong wire type for a map").at(field.name));
                 }
+                budget.spend()?;
                 let (k, v) = decode_entry(r.bytes()?, matches!(field.ty, Ty::BytesMap))
                     .map_err(|e| e.at(field.name))?;
                 if !matches!(slot, Slot::Entries(_)) {
@@ -229,7 +259,9 @@ pub fn decode_message(data: &[u8], msg: &Message) -> Result<Map<String, Value>, 
                 }
             }
             _ => {
-                let value = decode_value(&mut r, field, wire).map_err(|e| e.at(field.name))?;
+                budget.spend()?;
+                let value =
+                    decode_value(&mut r, field, wire, budget).map_err(|e| e.at(field.name))?;
                 if field.repeated {
                     if let Slot::Many(values) = slot {
                         values.push(value);
@@ -252,7 +284,10 @@ pub fn decode_message(data: &[u8], msg: &Message) -> Result<Map<String, Value>, 
         };
         let value = match (field.emit, value) {
             (Emit::OmitEmpty, Some(v)) if is_zero(&v) => None,
-            (Emit::Always, None) => Some(zero_value(field)?),
+            (Emit::Always, None) => {
+                budget.spend()?;
+                Some(zero_value(field, budget)?)
+            }
             (_, v) => v,
         };
         if let Some(v) = value {
@@ -327,7 +362,8 @@ pub fn decode_body(data: &[u8], api_version: &str, kind: &str) -> Result<Vec<u8>
     let mut out = Map::new();
     out.insert("kind".into(), Value::String(got_kind));
     out.insert("apiVersion".into(), Value::String(got_version));
-    out.extend(decode_message(raw, msg).map_err(|e| e.at(msg.name))?);
+    let mut budget = Budget::for_body(data.len());
+    out.extend(decode_message(raw, msg, &mut budget).map_err(|e| e.at(msg.name))?);
     serde_json::to_vec(&Value::Object(out)).map_err(|e| ProtoError::Encode(e.to_string()))
 }
 
@@ -723,6 +759,30 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, ProtoError::Decode(_)), "{body:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn fan_out_is_bounded() {
+        // 100,000 empty owner references: 200 KB on the wire, 500,000 values in JSON.
+        let mut meta = Vec::new();
+        for _ in 0..100_000 {
+            put_bytes(&mut meta, 13, b"");
+        }
+        let mut raw = Vec::new();
+        put_bytes(&mut raw, 1, &meta);
+        let err = decode_body(&envelope("v1", "ConfigMap", &raw), "v1", "ConfigMap").unwrap_err();
+        assert!(err.to_string().contains("far more values"), "{err}");
+        // A large real ConfigMap (short keys and values) stays within its budget.
+        let mut raw = Vec::new();
+        for i in 0..100_000 {
+            let key = format!("k{i}");
+            let mut entry = Vec::new();
+            put_bytes(&mut entry, 1, key.as_bytes());
+            put_bytes(&mut entry, 2, b"v");
+            put_bytes(&mut raw, 2, &entry);
+        }
+        let got = decode(&envelope("v1", "ConfigMap", &raw), "ConfigMap").unwrap();
+        assert_eq!(got["data"].as_object().unwrap().len(), 100_000);
     }
 
     #[test]
