@@ -126,6 +126,36 @@ def test_typed_create_subcommands(server: ThreadServer, tmp_path: Path) -> None:
     assert other["metadata"]["name"] == f"team-{tag}"
 
 
+def test_binary_files(server: ThreadServer, tmp_path: Path) -> None:
+    """`--from-file` with bytes that are not UTF-8: ConfigMap `binaryData` and Secret
+    `data`, raw bytes in kubectl's protobuf, base64 in the JSON read back."""
+    tag = uuid.uuid4().hex[:6]
+    blob = bytes(range(256)) * 4
+    path = tmp_path / "blob.bin"
+    path.write_bytes(blob)
+    text = tmp_path / "note.txt"
+    text.write_text("plain ✓\n")
+    for project in (f"kb1-{tag}", f"kb2-{tag}"):
+        home = tmp_path / project
+        home.mkdir()
+        _ok(
+            server,
+            project,
+            home,
+            "create",
+            "configmap",
+            "files",
+            f"--from-file=blob={path}",
+            f"--from-file=note={text}",
+        )
+        cm = _get(server, project, home, "configmap", "files")
+        assert base64.b64decode(cm["binaryData"]["blob"]) == blob
+        assert cm["data"] == {"note": "plain ✓\n"}
+        _ok(server, project, home, "create", "secret", "generic", "keys", f"--from-file={path}")
+        secret = _get(server, project, home, "secret", "keys")
+        assert base64.b64decode(secret["data"]["blob.bin"]) == blob
+
+
 def test_project_without_objects_sees_none(server: ThreadServer, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:6]
     mine, other = f"kp3-{tag}", f"kp4-{tag}"
