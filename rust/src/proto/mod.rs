@@ -347,24 +347,32 @@ pub fn decode_body(data: &[u8], api_version: &str, kind: &str) -> Result<Vec<u8>
     if got_kind.is_empty() {
         got_kind = kind.to_owned();
     }
-    let msg = schema::lookup(&got_version, &got_kind);
-    let expected = schema::lookup(api_version, kind);
-    let (Some(msg), Some(expected)) = (msg, expected) else {
-        return Err(ProtoError::WrongKind(format!(
-            "the body holds {got_kind} of {got_version}, not {kind} of {api_version}"
-        )));
+    let wrong_kind = || {
+        ProtoError::WrongKind(format!(
+            "the body holds {} of {}, not {kind} of {api_version}",
+            clip(&got_kind),
+            clip(&got_version)
+        ))
     };
+    let msg = schema::lookup(&got_version, &got_kind).ok_or_else(wrong_kind)?;
+    let expected = schema::lookup(api_version, kind).ok_or_else(wrong_kind)?;
     if got_kind != kind || !std::ptr::eq(msg, expected) {
-        return Err(ProtoError::WrongKind(format!(
-            "the body holds {got_kind} of {got_version}, not {kind} of {api_version}"
-        )));
+        return Err(wrong_kind());
     }
     let mut out = Map::new();
     out.insert("kind".into(), Value::String(got_kind));
     out.insert("apiVersion".into(), Value::String(got_version));
     let mut budget = Budget::for_body(data.len());
     out.extend(decode_message(raw, msg, &mut budget).map_err(|e| e.at(msg.name))?);
-    serde_json::to_vec(&Value::Object(out)).map_err(|e| ProtoError::Encode(e.to_string()))
+    serde_json::to_vec(&Value::Object(out)).map_err(|e| ProtoError::Decode(e.to_string()))
+}
+
+/// A client's string as an error message shows it: at most 64 characters.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 // -- encoding --------------------------------------------------------------------------------
