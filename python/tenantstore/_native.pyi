@@ -11,6 +11,7 @@ __all__ = [
     "CLUSTERS_SEGMENT",
     "FRAME_MAGIC",
     "FRAME_VERSION",
+    "PROTOBUF_MAGIC",
     "ROOT_SEGMENT",
     "CachedObject",
     "CorruptFrameError",
@@ -18,10 +19,16 @@ __all__ = [
     "IndexSnapshot",
     "InvalidProjectError",
     "OwnerMap",
+    "ProtobufDecodeError",
+    "ProtobufEncodeError",
     "Selector",
     "frame",
+    "json_to_protobuf",
     "project_of_key",
     "projects_of_keys",
+    "protobuf_kinds",
+    "protobuf_to_json",
+    "protobuf_watch_frame",
     "scope_prefix",
     "scoped_key",
     "scoped_keys",
@@ -186,3 +193,18 @@ class OwnerMap:
     def __contains__(self, uid: object, /) -> bool: ...
 
 def trim_heap() -> bool: ...
+
+# --- protobuf -------------------------------------------------------------------------------
+
+PROTOBUF_MAGIC: Final[bytes]
+
+class ProtobufDecodeError(ValueError):
+    """A protobuf body that is not a valid encoding of the kind it must hold."""
+
+class ProtobufEncodeError(ValueError):
+    """JSON with no protobuf encoding (an unknown kind, a value of the wrong type)."""
+
+def protobuf_to_json(data: bytes, api_version: str, kind: str) -> bytes: ...
+def json_to_protobuf(json: bytes) -> bytes: ...
+def protobuf_watch_frame(event_json: bytes) -> bytes: ...
+def protobuf_kinds() -> list[tuple[str, str]]: ...

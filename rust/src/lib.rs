@@ -5,6 +5,7 @@
 //! * [`index`]: the persistent ordered index behind the watch cache.
 //! * [`objects`]: cached objects kept as encoded JSON, their projection and selectors.
 //! * [`owners`]: the tenant map's compact `uid -> owner` table.
+//! * [`proto`]: Kubernetes' protobuf encoding of the built-in types, to and from stored JSON.
 //!
 //! Each module keeps its logic in plain Rust (covered by `cargo test`) and its Python bindings in
 //! a `py` submodule; this file only registers the exports. Errors cross the boundary one way:
@@ -19,6 +20,7 @@ pub mod index;
 pub mod keys;
 pub mod objects;
 pub mod owners;
+pub mod proto;
 
 use pyo3::prelude::*;
 
@@ -56,6 +58,23 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::py::IndexSnapshot>()?;
     m.add_class::<owners::py::OwnerMap>()?;
     m.add_function(wrap_pyfunction!(trim_heap, m)?)?;
+
+    m.add(
+        "PROTOBUF_MAGIC",
+        pyo3::types::PyBytes::new(py, &proto::MAGIC),
+    )?;
+    m.add(
+        "ProtobufDecodeError",
+        py.get_type::<proto::py::ProtobufDecodeError>(),
+    )?;
+    m.add(
+        "ProtobufEncodeError",
+        py.get_type::<proto::py::ProtobufEncodeError>(),
+    )?;
+    m.add_function(wrap_pyfunction!(proto::py::protobuf_to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(proto::py::json_to_protobuf, m)?)?;
+    m.add_function(wrap_pyfunction!(proto::py::protobuf_watch_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(proto::py::protobuf_kinds, m)?)?;
     Ok(())
 }
 

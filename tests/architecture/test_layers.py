@@ -23,10 +23,15 @@ LAYERS = [["backends"], ["store"], ["cacher"], ["tenancy"], ["server", "cli"]]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 # Shared vocabulary, importable from every layer.
-SHARED = {"storage", "codec", "transformers", "keys", "frames", "index", "__init__"}
+SHARED = {"storage", "codec", "transformers", "keys", "frames", "index", "kubeproto", "__init__"}
 
 # Only the typed wrappers may import the extension module.
-NATIVE_WRAPPERS = {"tenantstore.keys", "tenantstore.frames", "tenantstore.index"}
+NATIVE_WRAPPERS = {
+    "tenantstore.keys",
+    "tenantstore.frames",
+    "tenantstore.index",
+    "tenantstore.kubeproto",
+}
 
 # Modules that assemble a whole stack (KV driver -> store -> cacher -> tenancy).
 WIRING = {

@@ -6,7 +6,7 @@ the Python code that recognises scoped keys; these checks pin each facade to `_n
 
 from __future__ import annotations
 
-from tenantstore import _native, frames, keys
+from tenantstore import _native, frames, keys, kubeproto
 
 
 def test_native_all_lists_every_public_export() -> None:
@@ -29,3 +29,8 @@ def test_key_segments_match_rewriting() -> None:
 def test_frame_constants_come_from_native() -> None:
     assert frames.FRAME_MAGIC is _native.FRAME_MAGIC
     assert frames.FRAME_VERSION is _native.FRAME_VERSION
+
+
+def test_protobuf_magic_comes_from_native() -> None:
+    assert kubeproto.MAGIC is _native.PROTOBUF_MAGIC
+    assert kubeproto.MAGIC == b"k8s\x00"

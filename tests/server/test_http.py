@@ -177,12 +177,18 @@ def test_error_codes(http: httpx.Client, server: ThreadServer, project: str) -> 
         415,
         "UnsupportedMediaType",
     )
+    # Protobuf is for built-in kinds only (test_protobuf.py); other types are a 415.
     _status(
         http.post(
-            base + CM,
+            base + "/apis/example.com/v1/namespaces/default/widgets",
             content=b"\x6b\x38\x73\x00",
             headers={"content-type": "application/vnd.kubernetes.protobuf"},
         ),
+        415,
+        "UnsupportedMediaType",
+    )
+    _status(
+        http.post(base + CM, content=b"a: b", headers={"content-type": "application/yaml"}),
         415,
         "UnsupportedMediaType",
     )

@@ -1,9 +1,9 @@
 """kubectl (Debian's kubernetes-client) against a project's control plane.
 
 kubectl validates with the server's OpenAPI documents (``--validate=strict``, its
-default: see ``test_kubectl_openapi.py``) and sends protobuf for its typed ``create
-configmap`` subcommand, which this server answers with 415; manifests (``create
--f``/``apply -f``) go as JSON and work.
+default: see ``test_kubectl_openapi.py``); manifests (``create -f``/``apply -f``) go as
+JSON. The typed subcommands (``create configmap``, ``create namespace``, ...), which send
+protobuf, are in ``test_kubectl_protobuf.py``.
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ from .metrics import (
     unbind_projects,
 )
 from .openapi import OpenAPIDocuments
+from .protobuf import Negotiated, negotiate
 from .registry import ResourceRegistry
 from .routing import Kind, Target, parse_path, split_project
 from .schema_validation import SchemaValidators
@@ -355,6 +356,7 @@ class Api:
         project: str | None = None
         target: Target | None = None
         release: Callable[[], None] | None = None
+        negotiated: Negotiated | None = None
         try:
             raw = request.scope.get("raw_path") or request.url.path.encode()
             path = raw.split(b"?", 1)[0].decode("latin-1")
@@ -376,6 +378,8 @@ class Api:
                 release = (
                     state.fair_share.watch(project) if watch else state.fair_share.request(project)
                 )
+            if target.resource is not None:
+                negotiated = negotiate(request, target.resource)  # a 406 before any work
             # Root requests enter the root scope explicitly too: should a project scope ever
             # leak into this context, entering fails (a 500) instead of serving root paths
             # from that project's data.
@@ -395,6 +399,8 @@ class Api:
         finally:
             if release is not None:
                 release()
+        if negotiated is not None:
+            response = negotiated.encode(response)
         apply_warnings(request, response)
         elapsed = time.perf_counter() - started
         REQUESTS.labels(verb, resource, str(response.status_code)).inc()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -51,18 +51,18 @@ from ..tenancy import ProjectUsage, object_size
 from .auth import MASTERS, ForbiddenError, User
 from .fields import selectable_fields
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .protobuf import read_delete_options, read_object
 from .registry import Resource
 from .routing import Target
 from .schema_validation import SchemaValidators, field_validation
+from .secrets import normalize_secret
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
 from .tables import requested_view
 from .validation import (
     check_identity,
-    decode_json,
     generate_name,
     invalid,
     read_body,
-    require_json,
     validate_name,
     validate_namespace_name,
 )
@@ -363,11 +363,10 @@ class ObjectHandlers:
                 f"{self.res.label} is namespaced: create it under /namespaces/<namespace>/"
             )
         self._check_namespace()
-        require_json(request)
         fields = field_validation(self.validators, self.res, request, "CreateOptions")
-        body = fields.decode(await self._read(request))
+        body = await self._read_object(request, fields.decode)
         meta = check_identity(self.res, body)
-        body = fields.check(body, str(meta.get("name") or ""))
+        body = normalize_secret(self.res, fields.check(body, str(meta.get("name") or "")))
         meta = dict(body.get("metadata") or {})
         generate = meta.get("generateName") if not meta.get("name") else None
         if generate is not None and not isinstance(generate, str):
@@ -391,8 +390,8 @@ class ObjectHandlers:
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
         obj: Object = {**body, "kind": self.res.kind, "apiVersion": self.res.api_version}
-        if self.res.plural == "namespaces" and "status" not in obj:
-            obj["status"] = {"phase": "Active"}
+        if self.res.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}  # as Kubernetes: a new namespace is Active
         attempts = _GENERATE_ATTEMPTS if generate else 1
         for attempt in range(attempts):
             name = generate_name(generate) if generate else meta.get("name")
@@ -455,11 +454,10 @@ class ObjectHandlers:
     async def replace(self, request: Request) -> Response:
         _reject_dry_run(request)
         self._check_namespace()
-        require_json(request)
         fields = field_validation(self.validators, self.res, request, "UpdateOptions")
-        body = fields.decode(await self._read(request))
+        body = await self._read_object(request, fields.decode)
         check_identity(self.res, body)
-        body = fields.check(body, self.name)
+        body = normalize_secret(self.res, fields.check(body, self.name))
         meta = body.get("metadata") or {}
         self._check_url_identity(meta)
         rv = meta.get("resourceVersion") or None
@@ -498,7 +496,7 @@ class ObjectHandlers:
         patch = fields.decode(await self._read(request))
 
         def update(current: Object) -> Object:
-            patched = apply_patch(media, current, patch)
+            patched = normalize_secret(self.res, apply_patch(media, current, patch))
             if not isinstance(patched, dict):
                 raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
             check_identity(self.res, patched)
@@ -528,11 +526,18 @@ class ObjectHandlers:
     async def _read(self, request: Request) -> bytes:
         return await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
 
+    async def _read_object(self, request: Request, decode: Callable[[bytes], Any]) -> Any:
+        """A create or update body in JSON or protobuf, decoded once."""
+        limits = self.limits
+        return await read_object(
+            request, self.res, limits.max_body_bytes, limits.read_timeout, decode
+        )
+
     async def _delete_options(self, request: Request) -> Preconditions | None:
         raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         if not raw.strip():
             return None
-        opts = decode_json(raw, "DeleteOptions")
+        opts = read_delete_options(request, self.res, raw)
         if not isinstance(opts, dict):
             raise BadRequestError("DeleteOptions must be a JSON object")
         pre = opts.get("preconditions")

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from ..storage.errors import BadRequestError, InvalidError
 from .connection import DEFAULT_READ_TIMEOUT
 from .registry import Resource
-from .status import RequestEntityTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError
+from .status import RequestEntityTooLargeError, RequestTimeoutError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -30,7 +30,6 @@ __all__ = [
     "invalid",
     "read_body",
     "read_json_body",
-    "require_json",
     "validate_name",
     "validate_namespace_name",
     "validate_object_meta",
@@ -50,17 +49,6 @@ _LABEL_MSG = (
 )
 # Kubernetes' utilrand alphabet: no vowels (no accidental words), no 0/1/3 look-alikes.
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def require_json(request: Request) -> None:
-    """415 unless the body is declared JSON (or undeclared). kubectl sends protobuf for
-    built-in kinds first; the 415 makes client-go retry in JSON."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in ("", "application/json", "*/*"):
-        raise UnsupportedMediaTypeError(
-            f'the body of the request was in an unknown format "{media}" - accepted media '
-            "types include: application/json"
-        )
 
 
 async def read_body(

@@ -87,8 +87,19 @@ class WatchResponse(Response):
         # Called once the stream has ended (the project's watch slot is given back).
         self.on_close = on_close
         # How an event becomes a line when the client asked for another view of the
-        # object (a Table, see `tables.py`); None: the object as stored.
+        # object (a Table, see `tables.py`) or another encoding (protobuf frames); None:
+        # the object as stored, in JSON.
         self.encode = encode
+
+    def use_encoding(
+        self, media_type: str, encode: Callable[[WatchEvent, Resource], bytes]
+    ) -> None:
+        """Stream in another type than newline-delimited JSON (protobuf frames)."""
+        self.media_type = media_type
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-type"]
+        self.raw_headers.append((b"content-type", media_type.encode("latin-1")))
+        resource = self.resource
+        self.encode = lambda ev: encode(ev, resource)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gauge = WATCHES_OPEN.labels(self.resource.label)
