@@ -1,0 +1,311 @@
+"""Namespace lifecycle, per project: admission of creates, and deleting a namespace's content.
+
+What kube-apiserver's NamespaceLifecycle admission plugin and the namespace controller do
+together, inside the server:
+
+* a namespaced object may only be created in a namespace that exists (404 `namespaces
+  "x" not found` otherwise) and is not being deleted (403 with upstream's
+  `NamespaceTerminating` cause);
+* `default` always exists, as in a real cluster: a fresh project has no namespace at all,
+  so the first create in `default` creates it (a dry run only pretends), and `default`,
+  `kube-system` and `kube-public` may not be deleted (403, as upstream);
+* deleting a namespace marks it (`deletionTimestamp`, `status.phase: Terminating`) and
+  answers at once; a background task then deletes every namespaced object in it, across
+  every resource of the registry, and finally the namespace itself.
+
+Everything runs inside the project scope of the namespace it concerns (the background
+task enters it explicitly, in a context of its own), so one project's namespace deletion
+only ever lists and deletes that project's keys: another project's namespace of the
+same name is another key range. The existence check reads the shared cache first (a
+point read from memory) and pays a consistent read only when the cache has no such
+namespace, so a create right after its namespace's create is never refused because the
+cache lags.
+
+Robustness: the task retries with back-off until it is done; it survives the request
+that started it and ends at shutdown. A namespace left `Terminating` (a restart mid-way)
+is resumed at start in shared mode, where the tenant map says which project owns each
+namespace, and otherwise on the next touch: a create in it or another delete of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime
+import logging
+import uuid
+from typing import Any
+
+from ..storage.errors import ConflictError, NotFoundError, StorageError
+from ..storage.interface import Object, Storage
+from ..storage.options import ListOptions, Preconditions
+from ..tenancy import SharedStorageFactory, all_projects, current_project, project_scope
+from ..tenancy.factory import StorageFactory
+from .auth import ForbiddenError
+from .registry import Resource, ResourceRegistry
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "IMMORTAL_NAMESPACES",
+    "NamespaceLifecycle",
+    "is_terminating",
+    "namespace_for_create",
+]
+
+log = logging.getLogger("tenantstore.server")
+
+DEFAULT_NAMESPACE = "default"
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+FINALIZER = "kubernetes"
+TERMINATING = "Terminating"
+_PAGE = 500
+_MAX_BACKOFF = 5.0
+
+
+def is_terminating(ns: Object) -> bool:
+    meta = ns.get("metadata") or {}
+    status = ns.get("status") or {}
+    return bool(meta.get("deletionTimestamp")) or (
+        isinstance(status, dict) and status.get("phase") == TERMINATING
+    )
+
+
+def namespace_for_create(obj: Object) -> None:
+    """What upstream's namespace strategy sets on create (in place): phase `Active`,
+    whatever the client sent, and the `kubernetes` finalizer the lifecycle removes."""
+    obj["status"] = {"phase": "Active"}
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = obj["spec"] = {}
+    finalizers = spec.get("finalizers")
+    if not isinstance(finalizers, list):
+        finalizers = []
+    if FINALIZER not in finalizers:
+        finalizers = [*finalizers, FINALIZER]
+    spec["finalizers"] = finalizers
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class NamespaceLifecycle:
+    """The lifecycle of every project's namespaces, for one server (see the module)."""
+
+    def __init__(self, registry: ResourceRegistry, factory: StorageFactory) -> None:
+        ns = registry.lookup("", "v1", "namespaces")
+        assert ns is not None
+        self.namespaces: Resource = ns
+        self.registry = registry
+        self.factory = factory
+        self._tasks: dict[tuple[str | None, str], asyncio.Task[None]] = {}
+        self._stopped = False
+
+    def _ns_storage(self) -> Storage:
+        return self.factory.storage(self.namespaces.prefix)
+
+    # -- admission ---------------------------------------------------------------------
+    async def admit_create(
+        self, res: Resource, namespace: str, name: str, *, dry_run: bool
+    ) -> None:
+        """Refuse a create of `res` in `namespace` unless the namespace exists and is
+        active; create `default` on first use. Runs in the request's project scope."""
+        project = current_project()
+        if self._finalizing(project, namespace):
+            raise self._terminating(res, namespace, name)
+        storage = self._ns_storage()
+        key = self.namespaces.key(None, namespace)
+        ns = await storage.get(key, resource_version="0", ignore_not_found=True)
+        if ns is None:
+            ns = await storage.get(key, ignore_not_found=True)  # the cache may lag
+        if ns is None:
+            if namespace != DEFAULT_NAMESPACE:
+                raise NotFoundError(
+                    f'namespaces "{namespace}" not found',
+                    details={"name": namespace, "kind": "namespaces"},
+                )
+            if not dry_run:
+                await self._create_default(storage, key)
+            return
+        if is_terminating(ns):
+            self.ensure_finalizing(project, namespace)
+            raise self._terminating(res, namespace, name)
+
+    @staticmethod
+    def _terminating(res: Resource, namespace: str, name: str) -> ForbiddenError:
+        why = (
+            f"unable to create new content in namespace {namespace} because it is being terminated"
+        )
+        return ForbiddenError(
+            f'{res.label} "{name}" is forbidden: {why}',
+            details={
+                "name": name,
+                "group": res.group,
+                "kind": res.plural,
+                "causes": [
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": why,
+                        "field": "metadata.namespace",
+                    }
+                ],
+            },
+        )
+
+    async def _create_default(self, storage: Storage, key: str) -> None:
+        obj: Object = {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": DEFAULT_NAMESPACE,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": _now(),
+                "labels": {"kubernetes.io/metadata.name": DEFAULT_NAMESPACE},
+            },
+        }
+        namespace_for_create(obj)
+        try:
+            await storage.create(key, obj)
+        except StorageError as err:
+            if err.code != 409:  # AlreadyExists: a concurrent first use made it
+                raise
+
+    # -- deletion ----------------------------------------------------------------------
+    async def delete(
+        self, storage: Storage, name: str, preconditions: Preconditions | None, *, dry_run: bool
+    ) -> Object:
+        """Mark namespace `name` terminating and start deleting its content; answers the
+        marked namespace (it still exists), as upstream. `storage` is the request's
+        (a `DryRunStorage` for a dry run, which writes nothing and starts nothing)."""
+        if name in IMMORTAL_NAMESPACES:
+            raise ForbiddenError(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                details={"name": name, "kind": "namespaces"},
+            )
+
+        def mark(current: Object) -> Object:
+            meta = current.setdefault("metadata", {})
+            if meta.get("deletionTimestamp") and is_terminating(current):
+                return current  # already marked: nothing to write
+            meta.setdefault("deletionTimestamp", _now())
+            status = current.get("status")
+            if not isinstance(status, dict):
+                status = current["status"] = {}
+            status["phase"] = TERMINATING
+            return current
+
+        marked = await storage.guaranteed_update(
+            self.namespaces.key(None, name), mark, preconditions=preconditions
+        )
+        if not dry_run:
+            self.ensure_finalizing(current_project(), name)
+        return marked
+
+    def _finalizing(self, project: str | None, name: str) -> bool:
+        task = self._tasks.get((project, name))
+        return task is not None and not task.done()
+
+    def ensure_finalizing(self, project: str | None, name: str) -> None:
+        """Start deleting `name`'s content in `project` unless a task already does."""
+        if self._stopped or self._finalizing(project, name):
+            return
+        # A context of its own: the task outlives the request whose context it would
+        # otherwise copy, and enters its project's scope explicitly.
+        task = asyncio.get_running_loop().create_task(
+            self._finalize(project, name),
+            name=f"namespace-finalizer {project or '<root>'}/{name}",
+            context=contextvars.Context(),
+        )
+        key = (project, name)
+        self._tasks[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._tasks.get(key) is done:
+                del self._tasks[key]
+
+        task.add_done_callback(forget)
+
+    async def _finalize(self, project: str | None, name: str) -> None:
+        delay = 0.1
+        with project_scope(project):
+            while True:
+                try:
+                    await self._finalize_once(name)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # retried: a backend outage must not strand it
+                    log.warning(
+                        "namespace %s in %s: deleting its content failed, retrying: %s",
+                        name,
+                        f"project {project}" if project else "the root scope",
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _finalize_once(self, name: str) -> None:
+        storage = self._ns_storage()
+        key = self.namespaces.key(None, name)
+        ns = await storage.get(key, ignore_not_found=True)
+        if ns is None or not is_terminating(ns):
+            return  # gone, or not the namespace that was deleted
+        await self._delete_content(name)
+        try:
+            uid = (ns.get("metadata") or {}).get("uid")
+            await storage.delete(key, preconditions=Preconditions(uid=uid))
+        except NotFoundError:
+            pass
+        # A create admitted just before the namespace was marked may land after the first
+        # sweep: sweep again once the namespace is gone, so nothing is left orphaned.
+        await self._delete_content(name)
+
+    async def _delete_content(self, namespace: str) -> None:
+        for res in self.registry:
+            if not res.namespaced:
+                continue
+            storage = self.factory.storage(res.prefix)
+            while True:
+                page = await storage.get_list(
+                    res.collection_key(namespace), ListOptions(recursive=True, limit=_PAGE)
+                )
+                for obj in page.items:
+                    meta: dict[str, Any] = obj.get("metadata") or {}
+                    obj_key = res.key(namespace, str(meta.get("name", "")))
+                    pre = Preconditions(uid=meta.get("uid"))
+                    try:
+                        await storage.delete(obj_key, preconditions=pre)
+                    except (NotFoundError, ConflictError):
+                        continue  # gone or replaced meanwhile: the next page sees it
+                if not page.items:
+                    break
+
+    # -- start and stop ----------------------------------------------------------------
+    async def resume(self) -> None:
+        """Resume every namespace left terminating, where the owner of each is known
+        (shared mode: the namespaces cache's tenant map); elsewhere they resume on the
+        next touch."""
+        factory = self.factory
+        if not isinstance(factory, SharedStorageFactory):
+            return
+        prefix = self.namespaces.prefix
+        with all_projects():
+            page = await factory.storage(prefix).get_list(
+                prefix, ListOptions(recursive=True, resource_version="0")
+            )
+        owners = factory.tenant_map(prefix)
+        for ns in page.items:
+            if not is_terminating(ns):
+                continue
+            meta = ns.get("metadata") or {}
+            owner = owners.owner(str(meta.get("uid", "")))
+            if owner is None or isinstance(owner, str):
+                self.ensure_finalizing(owner, str(meta.get("name", "")))
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
