@@ -481,6 +481,8 @@ class ObjectHandlers:
             raise _object_error(err, self.res, self.name) from None
         if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
+        if self.lifecycle is not None and self._is_namespaces and not dry_run:
+            self.lifecycle.after_update(updated)
         return json_response(typed(updated, self.res))
 
     async def patch(self, request: Request) -> Response:
@@ -520,6 +522,8 @@ class ObjectHandlers:
             raise _object_error(err, self.res, self.name) from None
         if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
+        if self.lifecycle is not None and self._is_namespaces and not dry_run:
+            self.lifecycle.after_update(updated)
         return json_response(typed(updated, self.res))
 
     async def _delete_options(self, request: Request) -> tuple[Preconditions | None, bool]:

@@ -11,7 +11,10 @@ together, inside the server:
   `kube-system` and `kube-public` may not be deleted (403, as upstream);
 * deleting a namespace marks it (`deletionTimestamp`, `status.phase: Terminating`) and
   answers at once; a background task then deletes every namespaced object in it, across
-  every resource of the registry, and finally the namespace itself.
+  every resource of the registry, and finally the namespace itself. A namespace holding
+  `metadata.finalizers` then waits, `Terminating` with its `kubernetes` finalizer
+  dropped, until an update removes the last of them, as upstream's finalizers hold any
+  object (the only kind whose `metadata.finalizers` this server honours).
 
 Everything runs inside the project scope of the namespace it concerns (the background
 task enters it explicitly, in a context of its own), so one project's namespace deletion
@@ -83,6 +86,13 @@ def namespace_for_create(obj: Object) -> None:
     if FINALIZER not in finalizers:
         finalizers = [*finalizers, FINALIZER]
     spec["finalizers"] = finalizers
+
+
+def _drop_spec_finalizer(ns: Object) -> Object:
+    spec = ns.get("spec")
+    if isinstance(spec, dict) and FINALIZER in (spec.get("finalizers") or []):
+        spec["finalizers"] = [f for f in spec["finalizers"] if f != FINALIZER]
+    return ns
 
 
 def _now() -> str:
@@ -201,6 +211,14 @@ class NamespaceLifecycle:
             self.ensure_finalizing(current_project(), name)
         return marked
 
+    def after_update(self, namespace: Object) -> None:
+        """Resume deleting a terminating namespace once an update left it without
+        `metadata.finalizers` (upstream deletes an object on the update that removes
+        its last finalizer). Runs in the request's project scope."""
+        meta = namespace.get("metadata") or {}
+        if is_terminating(namespace) and not meta.get("finalizers"):
+            self.ensure_finalizing(current_project(), str(meta.get("name", "")))
+
     def _finalizing(self, project: str | None, name: str) -> bool:
         task = self._tasks.get((project, name))
         return task is not None and not task.done()
@@ -251,11 +269,19 @@ class NamespaceLifecycle:
         if ns is None or not is_terminating(ns):
             return  # gone, or not the namespace that was deleted
         await self._delete_content(name)
+        meta = ns.get("metadata") or {}
+        if meta.get("finalizers"):
+            # Someone else's finalizers hold the namespace: the content is gone, so drop
+            # ours (`spec.finalizers`) and wait for theirs; the update that removes the
+            # last one starts this task again (`after_update`).
+            await storage.guaranteed_update(key, _drop_spec_finalizer, ignore_not_found=False)
+            return
         try:
-            uid = (ns.get("metadata") or {}).get("uid")
-            await storage.delete(key, preconditions=Preconditions(uid=uid))
+            await storage.delete(key, preconditions=Preconditions(uid=meta.get("uid")))
         except NotFoundError:
             pass
+        except ConflictError:
+            return  # replaced meanwhile by a namespace of the same name: not ours
         # A create admitted just before the namespace was marked may land after the first
         # sweep: sweep again once the namespace is gone, so nothing is left orphaned.
         await self._delete_content(name)
