@@ -109,6 +109,9 @@ class NamespaceLifecycle:
         self.registry = registry
         self.factory = factory
         self._tasks: dict[tuple[str | None, str], asyncio.Task[None]] = {}
+        # Namespaces touched again while their task runs: it makes one more pass, since
+        # the touch may have changed what it read (a finalizer removed meanwhile).
+        self._again: set[tuple[str | None, str]] = set()
         self._stopped = False
 
     def _ns_storage(self) -> Storage:
@@ -225,7 +228,10 @@ class NamespaceLifecycle:
 
     def ensure_finalizing(self, project: str | None, name: str) -> None:
         """Start deleting `name`'s content in `project` unless a task already does."""
-        if self._stopped or self._finalizing(project, name):
+        if self._stopped:
+            return
+        if self._finalizing(project, name):
+            self._again.add((project, name))
             return
         # A context of its own: the task outlives the request whose context it would
         # otherwise copy, and enters its project's scope explicitly.
@@ -244,12 +250,12 @@ class NamespaceLifecycle:
         task.add_done_callback(forget)
 
     async def _finalize(self, project: str | None, name: str) -> None:
-        delay = 0.1
+        key, delay = (project, name), 0.1
         with project_scope(project):
             while True:
+                self._again.discard(key)
                 try:
                     await self._finalize_once(name)
-                    return
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # retried: a backend outage must not strand it
@@ -259,8 +265,11 @@ class NamespaceLifecycle:
                         f"project {project}" if project else "the root scope",
                         exc,
                     )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _MAX_BACKOFF)
+                    continue
+                if key not in self._again:
+                    return
 
     async def _finalize_once(self, name: str) -> None:
         storage = self._ns_storage()
