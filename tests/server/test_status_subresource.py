@@ -238,3 +238,16 @@ def test_status_is_authorized_as_its_own_resource(
         assert resp.status_code == 403
         got = c.get(url(p2, f"{W}/w"), headers={"x-user": p2})
         assert got.status_code == 200 and "status" not in got.json()
+
+
+def test_status_paths_route_to_the_object(resources_file: Path) -> None:
+    from tenantstore.server.registry import ResourceRegistry
+    from tenantstore.server.routing import Kind, parse_path
+
+    reg = ResourceRegistry.with_builtins(resources_file)
+    t = parse_path("/apis/example.com/v1/namespaces/n/widgets/w/status", reg)
+    assert (t.kind, t.namespace, t.name, t.subresource) == (Kind.OBJECT, "n", "w", "status")
+    t = parse_path("/api/v1/namespaces/team/status", reg)
+    assert t.resource is not None and t.resource.plural == "namespaces"
+    assert (t.kind, t.namespace, t.name, t.subresource) == (Kind.OBJECT, None, "team", "status")
+    assert parse_path("/api/v1/namespaces/team", reg).subresource == ""
