@@ -167,3 +167,35 @@ def test_kubectl_delete_namespace(two: tuple[Kubectl, Kubectl]) -> None:
     listed = p2.out("get", "configmaps,widgets", "-n", "team", "-o", "name").split()
     assert listed == ["configmap/c", "widget.example.com/w"]
     assert _data(p2, "c", "team") == "p2"
+
+
+def test_kubectl_diff_of_a_new_object_creates_nothing(
+    two: tuple[Kubectl, Kubectl], tmp_path: Path
+) -> None:
+    p1, p2 = two
+    manifest = tmp_path / "new.yaml"
+    manifest.write_text(_configmap("fresh", owner="p1"))
+    shown = p1.run("diff", "-f", str(manifest), code=1)
+    assert "+  name: fresh" in shown.stdout and "+  owner: p1" in shown.stdout
+    for k in (p1, p2):
+        assert k.out("get", "configmaps", "-n", "default", "-o", "name") == ""
+
+
+def test_kubectl_create_in_a_terminating_namespace_is_forbidden(
+    two: tuple[Kubectl, Kubectl],
+) -> None:
+    p1, p2 = two
+    held = _namespace("held") + "  finalizers: [example.com/hold]\n"
+    for k in (p1, p2):
+        k.out("create", "-f", "-", NO_OPENAPI, stdin=held)
+    assert 'namespace "held" deleted' in p1.out("delete", "namespace", "held", "--wait=false")
+    refused = p1.run("create", "-f", "-", NO_OPENAPI, stdin=_configmap("x", "held"), code=1)
+    assert "Forbidden" in refused.stderr
+    assert "unable to create new content in namespace held because it is being terminated" in (
+        refused.stderr
+    )
+    # p2's namespace of the same name is not terminating.
+    p2.out("create", "-f", "-", NO_OPENAPI, stdin=_configmap("x", "held"))
+    p1.out("patch", "namespace", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    p1.out("wait", "--for=delete", "namespace/held", "--timeout=60s")
+    assert p2.out("get", "namespace", "held", "-o", "jsonpath={.status.phase}") == "Active"
