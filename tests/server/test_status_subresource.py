@@ -251,3 +251,36 @@ def test_status_paths_route_to_the_object(resources_file: Path) -> None:
     assert t.resource is not None and t.resource.plural == "namespaces"
     assert (t.kind, t.namespace, t.name, t.subresource) == (Kind.OBJECT, None, "team", "status")
     assert parse_path("/api/v1/namespaces/team", reg).subresource == ""
+
+
+def test_official_client_status_and_dry_run(any_server: ThreadServer) -> None:
+    """The `kubernetes` package's status methods and `dry_run`, in two projects."""
+    from kubernetes import client
+
+    tag = uuid.uuid4().hex[:6]
+    apis = {}
+    for p in (f"oc1-{tag}", f"oc2-{tag}"):
+        cfg = client.Configuration()
+        cfg.host = f"{any_server.url}/projects/{p}/control-plane"
+        apis[p] = client.ApiClient(cfg)
+    try:
+        p1, p2 = (client.CustomObjectsApi(a) for a in apis.values())
+        args = ("example.com", "v1", "default", "widgets")
+        for api in (p1, p2):
+            api.create_namespaced_custom_object(*args, _widget("w", 1))
+        dry = p1.create_namespaced_custom_object(*args, _widget("d", 1), dry_run="All")
+        assert dry["metadata"]["name"] == "d" and "resourceVersion" not in dry["metadata"]
+        patched = p1.patch_namespaced_custom_object_status(*args, "w", {"status": {"ready": True}})
+        assert patched["status"] == {"ready": True} and patched["metadata"]["generation"] == 1
+        got = p1.get_namespaced_custom_object_status(*args, "w")
+        assert got["status"] == {"ready": True}
+        replaced = p1.replace_namespaced_custom_object_status(
+            *args, "w", {**got, "status": {"ready": False}}
+        )
+        assert replaced["status"] == {"ready": False}
+        assert "status" not in p2.get_namespaced_custom_object(*args, "w")
+        names = [o["metadata"]["name"] for o in p1.list_namespaced_custom_object(*args)["items"]]
+        assert names == ["w"]
+    finally:
+        for a in apis.values():
+            a.close()
