@@ -5,6 +5,7 @@ restart."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tenantstore import SharedStorageFactory, SqliteKV, project_scope
 from tenantstore.server import ServerConfig
 
 from .conftest import ThreadServer
@@ -267,26 +269,43 @@ def test_no_namespace_lifecycle_is_todays_behaviour(tmp_path: Path, resources_fi
         server.stop()
 
 
+def _mark_deleted_offline(db: Path, project: str, name: str) -> None:
+    """What a server stopped right after marking a namespace leaves behind, written
+    through the library while no server runs."""
+
+    def mark(ns: dict[str, Any]) -> dict[str, Any]:
+        ns["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        ns["status"] = {"phase": "Terminating"}
+        return ns
+
+    async def run() -> None:
+        kv = await SqliteKV.open(str(db))
+        async with kv, SharedStorageFactory(kv, ["/registry/namespaces"]) as factory:
+            with project_scope(project):
+                storage = factory.storage("/registry/namespaces")
+                await storage.guaranteed_update(f"/registry/namespaces/{name}", mark)
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("mode", ["shared", "per-project"])
 def test_terminating_namespace_resumes_after_a_restart(
     tmp_path: Path, resources_file: Path, mode: str
 ) -> None:
-    """A namespace left terminating with its content (here: marked while the lifecycle was
-    off) is finished by the next server: at start in shared mode, where the tenant map
-    names each namespace's project, and on the next touch in per-project mode."""
+    """A namespace left marked with its content (a server stopped mid-way) is finished by
+    the next server: at start in shared mode, where the tenant map names each
+    namespace's project, and on the next touch in per-project mode."""
     db = tmp_path / "store.db"
     p1, p2 = _project(), _project()
-    server = _server(db, resources_file, lifecycle=False, mode=mode)
+    server = _server(db, resources_file, lifecycle=True, mode=mode)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             for p in (p1, p2):
                 _make_ns(c, _p(p), "team")
                 _fill(c, _p(p), "team")
-            terminating = {"metadata": {"name": "team"}, "status": {"phase": "Terminating"}}
-            resp = c.put(f"{_p(p1)}{NS}/team/status", json=terminating)
-            assert resp.status_code == 200, resp.text
     finally:
         server.stop()
+    _mark_deleted_offline(db, p1, "team")
     server = _server(db, resources_file, lifecycle=True, mode=mode)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -298,3 +317,19 @@ def test_terminating_namespace_resumes_after_a_restart(
             assert _names(c, _p(p2), "team") == {r: ["a", "b"] for r in _paths("team")}
     finally:
         server.stop()
+
+
+def test_phase_terminating_alone_refuses_creates_but_deletes_nothing(
+    http: httpx.Client,
+) -> None:
+    """Upstream's admission reads the phase; only a delete (`deletionTimestamp`) starts
+    deleting content."""
+    base = _p(_project())
+    _make_ns(http, base, "n")
+    _fill(http, base, "n", ("a",))
+    terminating = {"metadata": {"name": "n"}, "status": {"phase": "Terminating"}}
+    assert http.put(f"{base}{NS}/n/status", json=terminating).status_code == 200
+    resp = http.post(f"{base}{NS}/n/configmaps", json={"metadata": {"name": "late"}})
+    assert resp.status_code == 403, resp.text
+    assert _names(http, base, "n") == {r: ["a"] for r in _paths("n")}
+    assert http.get(f"{base}{NS}/n").status_code == 200

@@ -404,6 +404,8 @@ class ObjectHandlers:
                 raise _object_error(err, self.res, name) from None
             if self.quota is not None and not dry_run:
                 await self.quota.settle(created)
+            if self.lifecycle is not None and self._is_namespaces and not dry_run:
+                await self.lifecycle.settle(created)
             return json_response(typed(created, self.res), 201)
         raise AssertionError("unreachable")
 
@@ -482,7 +484,7 @@ class ObjectHandlers:
         if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
         if self.lifecycle is not None and self._is_namespaces and not dry_run:
-            self.lifecycle.after_update(updated)
+            await self.lifecycle.after_write(updated)
         return json_response(typed(updated, self.res))
 
     async def patch(self, request: Request) -> Response:
@@ -523,7 +525,7 @@ class ObjectHandlers:
         if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
         if self.lifecycle is not None and self._is_namespaces and not dry_run:
-            self.lifecycle.after_update(updated)
+            await self.lifecycle.after_write(updated)
         return json_response(typed(updated, self.res))
 
     async def _delete_options(self, request: Request) -> tuple[Preconditions | None, bool]:

@@ -25,7 +25,7 @@ namespace, so a create right after its namespace's create is never refused becau
 cache lags.
 
 Robustness: the task retries with back-off until it is done; it survives the request
-that started it and ends at shutdown. A namespace left `Terminating` (a restart mid-way)
+that started it and ends at shutdown. A namespace left marked (a restart mid-way)
 is resumed at start in shared mode, where the tenant map says which project owns each
 namespace, and otherwise on the next touch: a create in it or another delete of it.
 """
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "IMMORTAL_NAMESPACES",
     "NamespaceLifecycle",
+    "is_deleted",
     "is_terminating",
     "namespace_for_create",
 ]
@@ -65,12 +66,17 @@ _PAGE = 500
 _MAX_BACKOFF = 5.0
 
 
-def is_terminating(ns: Object) -> bool:
+def is_deleted(ns: Object) -> bool:
+    """Whether a delete marked the namespace: only then is its content deleted."""
     meta = ns.get("metadata") or {}
+    return isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))
+
+
+def is_terminating(ns: Object) -> bool:
+    """Whether creates in the namespace are refused: marked deleted, or in phase
+    `Terminating` (which upstream's admission checks, whoever wrote it)."""
     status = ns.get("status") or {}
-    return bool(meta.get("deletionTimestamp")) or (
-        isinstance(status, dict) and status.get("phase") == TERMINATING
-    )
+    return is_deleted(ns) or (isinstance(status, dict) and status.get("phase") == TERMINATING)
 
 
 def namespace_for_create(obj: Object) -> None:
@@ -141,7 +147,8 @@ class NamespaceLifecycle:
                 await self._create_default(storage, key)
             return
         if is_terminating(ns):
-            self.ensure_finalizing(project, namespace)
+            if is_deleted(ns):
+                self.ensure_finalizing(project, namespace)
             raise self._terminating(res, namespace, name)
 
     @staticmethod
@@ -198,10 +205,11 @@ class NamespaceLifecycle:
 
         def mark(current: Object) -> Object:
             meta = current.setdefault("metadata", {})
-            if meta.get("deletionTimestamp") and is_terminating(current):
+            status = current.get("status")
+            phase = status.get("phase") if isinstance(status, dict) else None
+            if is_deleted(current) and phase == TERMINATING:
                 return current  # already marked: nothing to write
             meta.setdefault("deletionTimestamp", _now())
-            status = current.get("status")
             if not isinstance(status, dict):
                 status = current["status"] = {}
             status["phase"] = TERMINATING
@@ -211,16 +219,37 @@ class NamespaceLifecycle:
             self.namespaces.key(None, name), mark, preconditions=preconditions
         )
         if not dry_run:
+            await self.settle(marked)
             self.ensure_finalizing(current_project(), name)
         return marked
 
-    def after_update(self, namespace: Object) -> None:
-        """Resume deleting a terminating namespace once an update left it without
-        `metadata.finalizers` (upstream deletes an object on the update that removes
-        its last finalizer). Runs in the request's project scope."""
+    async def after_write(self, namespace: Object) -> None:
+        """After a namespace write (in the request's project scope): answer only once the
+        cache has it, and resume deleting a marked namespace once an update left it
+        without `metadata.finalizers` (upstream deletes an object on the update that
+        removes its last finalizer)."""
+        await self.settle(namespace)
         meta = namespace.get("metadata") or {}
-        if is_terminating(namespace) and not meta.get("finalizers"):
+        if is_deleted(namespace) and not meta.get("finalizers"):
             self.ensure_finalizing(current_project(), str(meta.get("name", "")))
+
+    async def settle(self, namespace: Object) -> None:
+        """Wait until the cache holds this state of the namespace. Admission reads the
+        cache: without this, a create right after a namespace was marked (or its phase
+        set) could pass on the older state. Namespace writes are rare, so the wait (the
+        time the backend's watch takes to deliver one event) costs the hot path nothing.
+        Writes made by another server on the same backend are seen when its event
+        arrives, as upstream's admission sees them through its informer."""
+        meta = namespace.get("metadata") or {}
+        rv, name = meta.get("resourceVersion"), meta.get("name")
+        if not (isinstance(rv, str) and rv.isdigit() and isinstance(name, str)):
+            return
+        try:
+            await self._ns_storage().get(
+                self.namespaces.key(None, name), resource_version=rv, ignore_not_found=True
+            )
+        except StorageError as err:  # the write stands; admission sees it a little later
+            log.warning("namespace %s: cache did not reach revision %s: %s", name, rv, err)
 
     def _finalizing(self, project: str | None, name: str) -> bool:
         task = self._tasks.get((project, name))
@@ -275,7 +304,7 @@ class NamespaceLifecycle:
         storage = self._ns_storage()
         key = self.namespaces.key(None, name)
         ns = await storage.get(key, ignore_not_found=True)
-        if ns is None or not is_terminating(ns):
+        if ns is None or not is_deleted(ns):
             return  # gone, or not the namespace that was deleted
         await self._delete_content(name)
         meta = ns.get("metadata") or {}
@@ -330,7 +359,7 @@ class NamespaceLifecycle:
             )
         owners = factory.tenant_map(prefix)
         for ns in page.items:
-            if not is_terminating(ns):
+            if not is_deleted(ns):
                 continue
             meta = ns.get("metadata") or {}
             owner = owners.owner(str(meta.get("uid", "")))
