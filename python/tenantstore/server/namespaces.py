@@ -322,6 +322,8 @@ class NamespaceLifecycle:
             return  # replaced meanwhile by a namespace of the same name: not ours
         # A create admitted just before the namespace was marked may land after the first
         # sweep: sweep again once the namespace is gone, so nothing is left orphaned.
+        # Admission refuses creates in the namespace while this task runs, so the sweep
+        # never takes objects of a namespace re-created meanwhile through this server.
         await self._delete_content(name)
 
     async def _delete_content(self, namespace: str) -> None:
