@@ -210,6 +210,18 @@ def test_other_dry_run_values_are_invalid(
     assert _revision(client) == before
 
 
+def test_malformed_dry_run_in_delete_options_is_400(client: httpx.Client) -> None:
+    _made(client, "a")
+    deep: Any = "All"
+    for _ in range(300):
+        deep = [deep]
+    for value in ("All", [1], {"a": "All"}, deep):
+        resp = client.request("DELETE", f"{CM}/a", json={"dryRun": value})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["reason"] == "BadRequest"
+    assert _stored(client, "a").status_code == 200
+
+
 def test_dry_run_is_confined_to_its_project(any_server: ThreadServer) -> None:
     p1, p2 = (f"dr-{uuid.uuid4().hex[:8]}" for _ in range(2))
     with httpx.Client(base_url=any_server.url, timeout=30) as c:

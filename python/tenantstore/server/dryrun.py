@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..storage.errors import AlreadyExistsError, InvalidError
+from ..storage.errors import AlreadyExistsError, BadRequestError, InvalidError
 from ..storage.interface import Object, Storage, UpdateFunc, ValidateDeletion
 from ..storage.options import ListOptions, ObjectList, Preconditions, Stats
 from ..storage.watch import Watch
@@ -42,7 +42,9 @@ def parse_dry_run_values(values: Any, options_kind: str) -> bool:
     but `All`, as upstream's `ValidateDryRun` refuses it (an `Invalid` on
     `<options_kind>.meta.k8s.io`, such as `CreateOptions`), so that a typo is never
     mistaken for a real write."""
-    if isinstance(values, list) and all(v == DRY_RUN_ALL for v in values):
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise BadRequestError(f"{options_kind}.dryRun must be a list of strings")
+    if all(v == DRY_RUN_ALL for v in values):
         return bool(values)
     shown = orjson.dumps(values).decode()
     cause = f'Unsupported value: {shown}: supported values: "{DRY_RUN_ALL}"'
