@@ -63,7 +63,14 @@ def _configmap(name: str) -> bytes:
 
 def _writer(url: str, ns: str, until: float, counter: Synchronized[int], errors: list[str]) -> None:
     http = RawHTTP(url)
-    path = f"/projects/{PROJECT}/control-plane/api/v1/namespaces/{ns}/configmaps"
+    base = f"/projects/{PROJECT}/control-plane/api/v1/namespaces"
+    path = f"{base}/{ns}/configmaps"
+    # The namespace first: creates in a namespace that does not exist are refused (404).
+    status, _headers, body = http.request(
+        "POST", base, json.dumps({"metadata": {"name": ns}}).encode()
+    )
+    if status not in (201, 409):
+        errors.append(f"namespace {ns}: {status} {body[:200]!r}")
     n = ok = 0
     while time.time() < until:
         n += 1

@@ -401,6 +401,7 @@ def serve(args: argparse.Namespace, sources: dict[str, str]) -> int:
         audit_log=args.audit_log,
         audit_log_maxsize=args.audit_log_maxsize,
         audit_log_maxbackup=args.audit_log_maxbackup,
+        namespace_lifecycle=not args.no_namespace_lifecycle,
     )
     if anonymous:
         print(_ANONYMOUS_BANNER.format(host=args.host), file=sys.stderr, flush=True)
@@ -699,6 +700,13 @@ def _serve_parser(sub: Any) -> tuple[argparse.ArgumentParser, list[argparse.Acti
         "projects /metrics labels by name, the busiest N (0: totals only)",
         type=_non_negative_int,
         metavar="N",
+    )
+    flag(
+        "--no-namespace-lifecycle",
+        False,
+        "let objects be created in namespaces that do not exist, and delete a namespace "
+        "without its content (the namespace lifecycle is on by default)",
+        action="store_true",
     )
     flag(
         "--max-objects-per-project",

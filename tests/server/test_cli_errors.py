@@ -272,6 +272,7 @@ def test_help_shows_every_default_and_variable(tmp_path: Path) -> None:
         "--client-ca-file",
         "--metrics-group",
         "--metrics-top-projects",
+        "--no-namespace-lifecycle",
         "--max-objects-per-project",
         "--max-bytes-per-project",
         "--max-inflight-per-project",

@@ -57,6 +57,8 @@ def test_list_pages_from_cache_equal_lists_from_store(http: httpx.Client) -> Non
     _seed(http, base)
     at = http.get(base + CM).json()["metadata"]["resourceVersion"]
     # A write elsewhere moves the cache past `at`: an Exact list at `at` is the store's.
+    namespace = {"metadata": {"name": "other"}}
+    assert http.post(base + "/api/v1/namespaces", json=namespace).status_code == 201
     assert http.post(base + OTHER, json={"metadata": {"name": "x"}}).status_code == 201
     for params in ({}, {"labelSelector": "tier=a"}, {"fieldSelector": "metadata.name!=cm-3"}):
         for limit in (0, 3):

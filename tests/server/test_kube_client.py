@@ -84,6 +84,7 @@ def test_pagination(apis: dict[str | None, client.ApiClient], projects: list[str
     ns = f"page-{tag}"
     for scope in (projects[0], projects[1]):
         v1 = client.CoreV1Api(apis[scope])
+        v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         for i in range(7):
             v1.create_namespaced_config_map(ns, _cm(f"cm-{i}", owner=scope))
     v1 = client.CoreV1Api(apis[projects[0]])

@@ -1,8 +1,9 @@
 """Project quotas, fair-share refusals and bounded per-project metrics, against a real
 `tenantstore serve` (anonymous on loopback: every request may use every project).
 
-The quota server allows 5 objects and 6000 bytes per project, 2 requests and 2 watch
-streams in flight per project; each test uses projects of its own.
+The servers run with `--no-namespace-lifecycle` (see `NO_LIFECYCLE`). The quota server
+allows 5 objects and 6000 bytes per project, 2 requests and 2 watch streams in flight per
+project; each test uses projects of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from tests.server.conftest import ServeProcess
 MAX_OBJECTS = 5
 MAX_BYTES = 6000
 DEADLINE = 20.0
+# The tests count objects exactly: the `default` namespace the lifecycle creates on first
+# use would be one more object per project.
+NO_LIFECYCLE = ("--no-namespace-lifecycle",)
 
 
 def cm_path(project: str | None, name: str = "", namespace: str = "default") -> str:
@@ -45,6 +49,7 @@ def configmap(name: str, payload: str = "v") -> dict[str, Any]:
 def quota_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     proc = start_serve(
         tmp_path_factory.mktemp("quota"),
+        *NO_LIFECYCLE,
         "--max-objects-per-project",
         str(MAX_OBJECTS),
         "--max-bytes-per-project",
@@ -266,14 +271,14 @@ def test_watch_limit_answers_429_and_a_closed_watch_frees_its_place(
 
 
 def test_objects_stored_before_start_count(tmp_path: Path) -> None:
-    proc = start_serve(tmp_path)
+    proc = start_serve(tmp_path, *NO_LIFECYCLE)
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             for i in range(3):
                 assert c.post(cm_path("old"), json=configmap(f"cm{i}")).status_code == 201
     finally:
         proc.stop()
-    proc = start_serve(tmp_path, "--max-objects-per-project", "3")
+    proc = start_serve(tmp_path, *NO_LIFECYCLE, "--max-objects-per-project", "3")
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             resp = c.post(cm_path("old"), json=configmap("new"))
@@ -295,7 +300,7 @@ TOP = 5
 
 
 def test_metrics_stay_bounded_with_a_thousand_projects(tmp_path: Path) -> None:
-    proc = start_serve(tmp_path, "--metrics-top-projects", str(TOP))
+    proc = start_serve(tmp_path, *NO_LIFECYCLE, "--metrics-top-projects", str(TOP))
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             for i in range(3):
@@ -341,7 +346,7 @@ def test_metrics_stay_bounded_with_a_thousand_projects(tmp_path: Path) -> None:
 
 
 def test_metrics_top_zero_exports_totals_only(tmp_path: Path) -> None:
-    proc = start_serve(tmp_path, "--metrics-top-projects", "0")
+    proc = start_serve(tmp_path, *NO_LIFECYCLE, "--metrics-top-projects", "0")
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             assert c.post(cm_path("solo"), json=configmap("cm")).status_code == 201

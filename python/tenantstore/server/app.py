@@ -74,6 +74,7 @@ from .metrics import (
     bind_projects,
     unbind_projects,
 )
+from .namespaces import NamespaceLifecycle
 from .openapi import OpenAPIDocuments
 from .protobuf import Negotiated, negotiate
 from .registry import ResourceRegistry
@@ -131,6 +132,10 @@ class ServerConfig:
     audit_log: str | None = None
     audit_log_maxsize: int = 100
     audit_log_maxbackup: int = 10
+    # Namespace lifecycle (`namespaces.py`): creates need an existing, active namespace
+    # and deleting a namespace deletes its content. False is `--no-namespace-lifecycle`:
+    # objects in any namespace, a namespace deleted alone.
+    namespace_lifecycle: bool = True
 
     def resolved_authenticator(self) -> Authenticator | None:
         """The authenticator in force: the embedder's, else the token file's, else none."""
@@ -153,6 +158,8 @@ class ServerState:
         self.validators = SchemaValidators(registry)
         self.kv: KV | None = None
         self.factory: StorageFactory | None = None
+        self.lifecycle: NamespaceLifecycle | None = None
+        self._resume: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         # Set when shutdown begins: every open watch stream ends.
         self.stopping = asyncio.Event()
@@ -214,6 +221,9 @@ class ServerState:
             await kv.close()
             raise
         self.kv, self.factory = kv, factory
+        if self.config.namespace_lifecycle:
+            self.lifecycle = NamespaceLifecycle(self.registry, factory)
+            self._resume = asyncio.create_task(self._resume_lifecycle(self.lifecycle))
         quotas = self.config.max_objects_per_project, self.config.max_bytes_per_project
         if self.usage is None and any(q is not None for q in quotas):
             log.warning("project quotas are not enforced in %s mode", self.config.mode)
@@ -227,6 +237,13 @@ class ServerState:
             top=self.config.metrics_top_projects,
         )
         bind_projects(self._project_metrics)
+
+    @staticmethod
+    async def _resume_lifecycle(lifecycle: NamespaceLifecycle) -> None:
+        try:
+            await lifecycle.resume()
+        except Exception:  # the next touch of each namespace resumes it instead
+            log.exception("resuming terminating namespaces failed")
 
     @property
     def usage(self) -> ProjectUsage | None:
@@ -273,6 +290,13 @@ class ServerState:
         bind_loop(None)
         bind_backend(None)
         unbind_projects(self._project_metrics)
+        if self._resume is not None:
+            self._resume.cancel()
+            await asyncio.gather(self._resume, return_exceptions=True)
+            self._resume = None
+        if self.lifecycle is not None:
+            await self.lifecycle.stop()
+            self.lifecycle = None
         if self.factory is not None:
             await self.factory.stop()
             self.factory = None
@@ -425,12 +449,14 @@ class Api:
     async def _authorize(self, user: User, project: str | None, verb: str, target: Target) -> None:
         res = target.resource
         if res is not None:
+            # A subresource is authorized as upstream names it: `widgets.example.com/status`.
+            label = f"{res.label}/{target.subresource}" if target.subresource else res.label
             await authorize(
                 self.state.authorizer,
                 user,
                 project,
                 verb,
-                res.label,
+                label,
                 target.namespace,
                 target.name,
             )
@@ -507,9 +533,18 @@ class Api:
         storage = self.state.factory.storage(prefix)
         quota = self.state.quota(project, prefix) if request.method != "GET" else None
         handlers = ObjectHandlers(
-            storage, target, self.state.limits, quota, validators=self.state.validators
+            storage,
+            target,
+            self.state.limits,
+            quota,
+            self.state.lifecycle,
+            validators=self.state.validators,
         )
         method = request.method
+        if target.subresource and method not in ("GET", "HEAD", "PUT", "PATCH"):
+            raise MethodNotAllowedError(
+                f"the server does not allow this method on the requested resource ({method})"
+            )
         if target.kind == Kind.COLLECTION:
             if method in ("GET", "HEAD"):
                 if watch:

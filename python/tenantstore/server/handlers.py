@@ -48,8 +48,11 @@ from ..storage.options import (
 )
 from ..storage.selectors import DEFAULT_FIELDS, FieldPaths, Predicate
 from ..tenancy import ProjectUsage, object_size
+from . import status_subresource
 from .auth import MASTERS, ForbiddenError, User
+from .dryrun import DryRunStorage, parse_dry_run, parse_dry_run_values
 from .fields import selectable_fields
+from .namespaces import IMMORTAL_NAMESPACES, NamespaceLifecycle, namespace_for_create
 from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .protobuf import read_delete_options, read_object
 from .registry import Resource
@@ -229,11 +232,6 @@ def list_options(
     )
 
 
-def _reject_dry_run(request: Request) -> None:
-    if request.query_params.get("dryRun"):
-        raise BadRequestError("dryRun is not supported by this server")
-
-
 _stamp: tuple[int, str] = (-1, "")
 
 
@@ -246,11 +244,6 @@ def _now() -> str:
         when = datetime.datetime.fromtimestamp(second, datetime.UTC)
         _stamp = (second, when.strftime("%Y-%m-%dT%H:%M:%SZ"))
     return _stamp[1]
-
-
-def _generation_relevant(obj: Object) -> dict[str, Any]:
-    # Kubernetes bumps generation on changes outside metadata and status.
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
 def _object_error(err: StorageError, res: Resource, name: str) -> StorageError:
@@ -277,6 +270,7 @@ class ObjectHandlers:
         target: Target,
         limits: ServerLimits,
         quota: Quota | None = None,
+        lifecycle: NamespaceLifecycle | None = None,
         validators: SchemaValidators | None = None,
     ) -> None:
         assert target.resource is not None
@@ -284,9 +278,20 @@ class ObjectHandlers:
         self.res: Resource = target.resource
         self.namespace = target.namespace
         self.name = target.name
+        self.subresource = target.subresource
         self.limits = limits
         self.quota = quota
         self.validators = validators
+        # Namespace lifecycle (None: `--no-namespace-lifecycle`, today's behaviour).
+        self.lifecycle = lifecycle
+
+    def _writer(self, dry_run: bool) -> Storage:
+        """The storage a write goes to: a `DryRunStorage` that only checks, for a dry run."""
+        return DryRunStorage(self.storage) if dry_run else self.storage
+
+    @property
+    def _is_namespaces(self) -> bool:
+        return self.res.plural == "namespaces" and not self.res.group
 
     def _key(self, name: str | None = None) -> str:
         return self.res.key(self.namespace, name if name is not None else self.name)
@@ -357,7 +362,8 @@ class ObjectHandlers:
 
     # -- writes ------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
-        _reject_dry_run(request)
+        dry_run = parse_dry_run(request, "CreateOptions")
+        storage = self._writer(dry_run)
         if self.res.namespaced and self.namespace is None:
             raise BadRequestError(
                 f"{self.res.label} is namespaced: create it under /namespaces/<namespace>/"
@@ -390,8 +396,15 @@ class ObjectHandlers:
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
         obj: Object = {**body, "kind": self.res.kind, "apiVersion": self.res.api_version}
-        if self.res.plural == "namespaces":
-            obj["status"] = {"phase": "Active"}  # as Kubernetes: a new namespace is Active
+        status_subresource.for_create(self.res, obj)
+        if self._is_namespaces:
+            if self.lifecycle is not None:
+                namespace_for_create(obj)
+            else:
+                obj["status"] = {"phase": "Active"}
+        if self.lifecycle is not None and self.namespace is not None:
+            hint = meta.get("name") or generate or ""
+            await self.lifecycle.admit_create(self.res, self.namespace, hint, dry_run=dry_run)
         attempts = _GENERATE_ATTEMPTS if generate else 1
         for attempt in range(attempts):
             name = generate_name(generate) if generate else meta.get("name")
@@ -400,13 +413,15 @@ class ObjectHandlers:
             if self.quota is not None:
                 self.quota.check_create(self.res, name, obj)
             try:
-                created = await self.storage.create(self._key(name), obj)
+                created = await storage.create(self._key(name), obj)
             except AlreadyExistsError as err:
                 if attempt + 1 < attempts:
                     continue
                 raise _object_error(err, self.res, name) from None
-            if self.quota is not None:
+            if self.quota is not None and not dry_run:
                 await self.quota.settle(created)
+            if self.lifecycle is not None and self._is_namespaces and not dry_run:
+                await self.lifecycle.settle(created)
             return json_response(typed(created, self.res), 201)
         raise AssertionError("unreachable")
 
@@ -425,7 +440,12 @@ class ObjectHandlers:
             raise invalid(self.res, self.name, "metadata.namespace", ns, "not allowed on this type")
 
     def _finish_update(self, current: Object, new: Object) -> Object:
-        """`new` (a private copy) with server-owned fields taken from `current`."""
+        """`new` (a private copy) with server-owned fields taken from `current`, and the
+        half of the object this path may not change (`.status`, or all but it) too."""
+        if self.subresource == status_subresource.STATUS:
+            new = status_subresource.for_status_update(current, new)
+        else:
+            status_subresource.for_object_update(self.res, current, new)
         cur_meta = current.get("metadata") or {}
         meta = dict(new.get("metadata") or {})
         for field in ("uid", "creationTimestamp", "deletionTimestamp"):
@@ -443,7 +463,7 @@ class ObjectHandlers:
         generation = cur_meta.get("generation", 1)
         if not isinstance(generation, int):
             generation = 1
-        if _generation_relevant(new) != _generation_relevant(current):
+        if status_subresource.generation_moves(self.res, current, new):
             generation += 1
         meta["generation"] = generation
         new["metadata"] = meta
@@ -452,7 +472,8 @@ class ObjectHandlers:
         return new
 
     async def replace(self, request: Request) -> Response:
-        _reject_dry_run(request)
+        dry_run = parse_dry_run(request, "UpdateOptions")
+        storage = self._writer(dry_run)
         self._check_namespace()
         fields = field_validation(self.validators, self.res, request, "UpdateOptions")
         body = await self._read_object(request, fields.decode)
@@ -471,19 +492,22 @@ class ObjectHandlers:
             return new
 
         try:
-            updated = await self.storage.guaranteed_update(
+            updated = await storage.guaranteed_update(
                 self._key(),
                 update,
                 preconditions=Preconditions(resource_version=rv) if rv else None,
             )
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
-        if self.quota is not None:
+        if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
+        if self.lifecycle is not None and self._is_namespaces and not dry_run:
+            await self.lifecycle.after_write(updated)
         return json_response(typed(updated, self.res))
 
     async def patch(self, request: Request) -> Response:
-        _reject_dry_run(request)
+        dry_run = parse_dry_run(request, "PatchOptions")
+        storage = self._writer(dry_run)
         self._check_namespace()
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
@@ -516,11 +540,13 @@ class ObjectHandlers:
             return new
 
         try:
-            updated = await self.storage.guaranteed_update(self._key(), update)
+            updated = await storage.guaranteed_update(self._key(), update)
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
-        if self.quota is not None:
+        if self.quota is not None and not dry_run:
             await self.quota.settle(updated)
+        if self.lifecycle is not None and self._is_namespaces and not dry_run:
+            await self.lifecycle.after_write(updated)
         return json_response(typed(updated, self.res))
 
     async def _read(self, request: Request) -> bytes:
@@ -533,38 +559,48 @@ class ObjectHandlers:
             request, self.res, limits.max_body_bytes, limits.read_timeout, decode
         )
 
-    async def _delete_options(self, request: Request) -> Preconditions | None:
+    async def _delete_options(self, request: Request) -> tuple[Preconditions | None, bool]:
+        """The preconditions and whether it is a dry run: `dryRun` may come in the query
+        or, as client-go sends it, in the `DeleteOptions` body (which wins, as upstream)."""
+        dry_run = parse_dry_run(request, "DeleteOptions")
         raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         if not raw.strip():
-            return None
+            return None, dry_run
         opts = read_delete_options(request, self.res, raw)
         if not isinstance(opts, dict):
             raise BadRequestError("DeleteOptions must be a JSON object")
+        if opts.get("dryRun") is not None:
+            dry_run = parse_dry_run_values(opts["dryRun"], "DeleteOptions")
         pre = opts.get("preconditions")
         if pre is None:
-            return None
+            return None, dry_run
         if not isinstance(pre, dict):
             raise BadRequestError("DeleteOptions.preconditions must be an object")
         uid, rv = pre.get("uid"), pre.get("resourceVersion")
         if not all(v is None or isinstance(v, str) for v in (uid, rv)):
             raise BadRequestError("preconditions.uid and resourceVersion must be strings")
         if uid is None and rv is None:
-            return None
-        return Preconditions(uid=uid, resource_version=rv)
+            return None, dry_run
+        return Preconditions(uid=uid, resource_version=rv), dry_run
 
     async def delete(self, request: Request) -> Response:
-        _reject_dry_run(request)
         unsafe = parse_bool(request, UNSAFE_DELETE)
         if unsafe:
             self._check_unsafe_delete(request)
-        preconditions = await self._delete_options(request)
+        preconditions, dry_run = await self._delete_options(request)
+        storage = self._writer(dry_run)
         try:
-            deleted = await self.storage.delete(
+            if self.lifecycle is not None and self._is_namespaces and not unsafe:
+                marked = await self.lifecycle.delete(
+                    storage, self.name, preconditions, dry_run=dry_run
+                )
+                return json_response(typed(marked, self.res))
+            deleted = await storage.delete(
                 self._key(), preconditions=preconditions, ignore_store_read_error=unsafe
             )
         except StorageError as err:
             raise _object_error(err, self.res, self.name) from None
-        if self.quota is not None:
+        if self.quota is not None and not dry_run:
             await self.quota.settle(deleted)  # so that a create right after may use the room
         return json_response(typed(deleted, self.res))
 
@@ -584,7 +620,8 @@ class ObjectHandlers:
     async def delete_collection(self, request: Request) -> Response:
         """Delete what a list with the same selectors returns (objects gone meanwhile are
         skipped); answers the list of deleted objects, as Kubernetes does."""
-        _reject_dry_run(request)
+        _, dry_run = await self._delete_options(request)
+        storage = self._writer(dry_run)
         opts = list_options(request, watch=False, fields=selectable_fields(self.res))
         page = await self.storage.get_list(
             self.res.collection_key(self.namespace),
@@ -596,11 +633,17 @@ class ObjectHandlers:
             key = self.res.key(meta.get("namespace"), str(meta.get("name", "")))
             try:
                 pre = Preconditions(uid=meta.get("uid"))
-                gone = await self.storage.delete(key, preconditions=pre)
+                if self.lifecycle is not None and self._is_namespaces:
+                    name = str(meta.get("name", ""))
+                    if name in IMMORTAL_NAMESPACES:
+                        continue  # never deleted; the rest of the collection still is
+                    gone = await self.lifecycle.delete(storage, name, pre, dry_run=dry_run)
+                else:
+                    gone = await storage.delete(key, preconditions=pre)
             except (NotFoundError, ConflictError):
                 continue
             deleted.append(typed(gone, self.res))
-        if self.quota is not None and deleted:
+        if self.quota is not None and deleted and not dry_run:
             await self.quota.settle(deleted[-1])
         body = {
             "kind": self.res.list_kind,

@@ -147,7 +147,10 @@ class Resource:
 
 
 BUILTIN_RESOURCES: tuple[Resource, ...] = (
-    Resource("", "v1", "Namespace", "namespaces", False, short_names=("ns",)),
+    # Namespaces have a status subresource, as upstream: the lifecycle owns `.status`.
+    Resource(
+        "", "v1", "Namespace", "namespaces", False, short_names=("ns",), status_subresource=True
+    ),
     Resource("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
     Resource("", "v1", "Secret", "secrets", True),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",)),

@@ -74,6 +74,8 @@ class Target:
     resource: Resource | None = None
     namespace: str | None = None
     name: str = ""
+    #: `status` for `<object>/status` (a resource with the status subresource), else "".
+    subresource: str = ""
 
 
 _SIMPLE = {
@@ -136,15 +138,19 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
         return Target(Kind.CORE_RESOURCES, group=group, version=version)
     namespace: str | None = None
     # /namespaces/<ns>/<plural>[/<name>]; "/namespaces/<name>" is the namespace object.
-    if rest[0] == "namespaces" and len(rest) >= 3:
+    # (`/namespaces/<name>/status` is the namespace's own status subresource.)
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2:] != ["status"]:
         namespace, rest = rest[1], rest[2:]
     if namespace is not None and not _plain_segment(namespace):
         raise _not_found(path)
-    if len(rest) == 2 and not _plain_segment(rest[1]):
+    if len(rest) >= 2 and not _plain_segment(rest[1]):
         raise _not_found(path)
     res = registry.lookup(group, version, rest[0])
+    subresource = ""
+    if res is not None and len(rest) == 3 and rest[2] == "status" and res.status_subresource:
+        subresource, rest = "status", rest[:2]
     if res is None or len(rest) > 2:
-        # Unknown resource, or a subresource (status, scale...): not served.
+        # Unknown resource, or a subresource not served (scale, or status undeclared).
         raise _not_found(path)
     if namespace is not None and not res.namespaced:
         raise _not_found(path)
@@ -158,5 +164,6 @@ def parse_path(path: str, registry: ResourceRegistry) -> Target:
             resource=res,
             namespace=namespace,
             name=rest[1],
+            subresource=subresource,
         )
     return Target(Kind.COLLECTION, group=group, version=version, resource=res, namespace=namespace)
