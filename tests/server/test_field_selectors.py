@@ -171,6 +171,8 @@ def test_secret_type_and_namespace_phase(http: httpx.Client) -> None:
     assert _names(http, secrets, "type=kubernetes.io/tls", "") == ["tls"]
     assert _names(http, secrets, "type!=kubernetes.io/tls", rv) == ["plain"]
     namespaces = base + "/api/v1/namespaces"
-    assert _names(http, namespaces, "status.phase=Active", "") == ["team"]
+    # `default` exists: the secrets' creates made it (namespace lifecycle).
+    assert _names(http, namespaces, "status.phase=Active", "") == ["default", "team"]
     assert _names(http, namespaces, "status.phase=Terminating", rv) == []
-    assert _names(http, namespaces, "status.phase=Active", rv) == ["team"]
+    assert _names(http, namespaces, "status.phase!=Active", rv) == []
+    assert _names(http, namespaces, "status.phase=Active", rv) == ["default", "team"]

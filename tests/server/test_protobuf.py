@@ -261,8 +261,8 @@ def test_serviceaccount_round_trip(http: httpx.Client, project: str) -> None:
 
 
 def test_namespace_round_trip(http: httpx.Client, project: str) -> None:
-    """A new namespace is `Active` whatever status it was sent with; a replace keeps the
-    status it is given, conditions and their times included."""
+    """A new namespace is `Active` whatever status it was sent with; a replace of its
+    `/status` keeps the status it is given, conditions and their times included."""
     sent = k.new(
         "Namespace",
         metadata=k.new("ObjectMeta", name="team", labels={"env": "dev"}),
@@ -297,7 +297,9 @@ def test_namespace_round_trip(http: httpx.Client, project: str) -> None:
         )
     )
     resp = http.put(
-        path + "/team", content=k.envelope(sent, "Namespace"), headers={"content-type": PB}
+        path + "/team/status",
+        content=k.envelope(sent, "Namespace"),
+        headers={"content-type": PB},
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"]["conditions"] == [

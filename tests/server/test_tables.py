@@ -135,7 +135,11 @@ def test_secret_namespace_serviceaccount_tables(http: httpx.Client) -> None:
     assert secrets["rows"][0]["cells"][:3] == ["s", "Opaque", 2]
     namespaces = _table(http, base + "/api/v1/namespaces")
     assert _names(namespaces) == ["Name", "Status", "Age"]
-    assert [r["cells"][:2] for r in namespaces["rows"]] == [["team", "Active"]]
+    # `default` too: the secret's create made it (namespace lifecycle).
+    assert [r["cells"][:2] for r in namespaces["rows"]] == [
+        ["default", "Active"],
+        ["team", "Active"],
+    ]
     accounts = _table(http, base + NS + "/serviceaccounts")
     assert _names(accounts) == ["Name", "Secrets", "Age"]
     assert accounts["rows"][0]["cells"][:2] == ["sa", 1]
@@ -211,9 +215,15 @@ def test_custom_resource_columns(http: httpx.Client) -> None:
             "kind": "Widget",
             "metadata": {"name": "w1"},
             "spec": {"size": 3, "color": {"r": 1, "g": 2}, "parts": [{"name": "bolt"}], "ratio": 2},
-            "status": {"ready": True},
         },
     )
+    # The Widget has a status subresource: a create drops `.status`, `/status` sets it.
+    ready = http.patch(
+        widgets + "/w1/status",
+        json={"status": {"ready": True}},
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert ready.status_code == 200, ready.text
     _post(
         http,
         widgets,
