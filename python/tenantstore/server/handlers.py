@@ -48,7 +48,10 @@ from ..storage.options import (
 from ..storage.selectors import Predicate
 from ..tenancy import ProjectUsage, object_size
 from .auth import MASTERS, ForbiddenError, User
-from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .field_schema import schema_for
+from .managed_fields import ApplyConflictError, field_manager, parse_force, record_update
+from .managed_fields import apply as apply_config
+from .patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .registry import Resource
 from .routing import Target
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
@@ -64,6 +67,7 @@ from .validation import (
     validate_namespace_name,
 )
 from .watchstream import typed
+from .yaml_body import decode_yaml
 
 __all__ = [
     "ObjectHandlers",
@@ -84,7 +88,6 @@ _SERVER_FIELDS = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
-    "managedFields",
 )
 _GENERATE_ATTEMPTS = 8
 
@@ -251,6 +254,8 @@ def _generation_relevant(obj: Object) -> dict[str, Any]:
 def _object_error(err: StorageError, res: Resource, name: str) -> StorageError:
     """Storage errors of a single-object call, with Kubernetes' messages and details."""
     details = {"name": name, "group": res.group, "kind": res.plural}
+    if isinstance(err, ApplyConflictError):
+        return err
     if isinstance(err, NotFoundError):
         return NotFoundError(f'{res.label} "{name}" not found', details=details)
     if isinstance(err, AlreadyExistsError):
@@ -350,6 +355,7 @@ class ObjectHandlers:
             )
         self._check_namespace()
         require_json(request)
+        manager = self._manager(request, "CreateOptions")
         body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         meta = dict(check_identity(self.res, body))
         generate = meta.get("generateName") if not meta.get("name") else None
@@ -381,6 +387,7 @@ class ObjectHandlers:
             name = generate_name(generate) if generate else meta.get("name")
             name = validate_name(self.res, name)
             obj["metadata"] = {**meta, "name": name}
+            record_update(self.res, None, obj, manager, meta["creationTimestamp"])
             if self.quota is not None:
                 self.quota.check_create(self.res, name, obj)
             try:
@@ -439,6 +446,7 @@ class ObjectHandlers:
         _reject_dry_run(request)
         self._check_namespace()
         require_json(request)
+        manager = self._manager(request, "UpdateOptions")
         body = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
         meta = check_identity(self.res, body)
         self._check_url_identity(meta)
@@ -448,6 +456,7 @@ class ObjectHandlers:
 
         def update(current: Object) -> Object:
             new = self._finish_update(current, {**body, "metadata": dict(meta)})
+            record_update(self.res, current, new, manager, _now())
             if self.quota is not None:
                 self.quota.check_update(self.res, self.name, current, new)
             return new
@@ -469,15 +478,24 @@ class ObjectHandlers:
         self._check_namespace()
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
-        if media not in (MERGE, JSON_PATCH, STRATEGIC):
+        # Custom resources have no patch strategies: no strategic merge patch, as upstream.
+        accepted = (
+            (JSON_PATCH, MERGE, APPLY) if self.res.group else (JSON_PATCH, MERGE, STRATEGIC, APPLY)
+        )
+        if media not in accepted:
             raise UnsupportedMediaTypeError(
                 f'the body of the request was in an unknown format "{media}" - accepted media '
-                f"types include: {JSON_PATCH}, {MERGE}, {STRATEGIC}"
+                f"types include: {', '.join(accepted)}"
             )
+        if media == APPLY:
+            return await self._apply(request)
+        manager = self._manager(request, "PatchOptions")
+        parse_force(request.query_params, apply=False)
         patch = await read_json_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
+        schema = schema_for(self.res)
 
         def update(current: Object) -> Object:
-            patched = apply_patch(media, current, patch)
+            patched = apply_patch(media, current, patch, schema)
             if not isinstance(patched, dict):
                 raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
             meta = check_identity(self.res, patched)
@@ -490,6 +508,7 @@ class ObjectHandlers:
                     "version and try again"
                 )
             new = self._finish_update(current, patched)
+            record_update(self.res, current, new, manager, _now())
             if self.quota is not None:
                 self.quota.check_update(self.res, self.name, current, new)
             return new
@@ -501,6 +520,70 @@ class ObjectHandlers:
         if self.quota is not None:
             await self.quota.settle(updated)
         return json_response(typed(updated, self.res))
+
+    def _manager(self, request: Request, options_kind: str) -> str:
+        return field_manager(
+            request.query_params, request.headers.get("user-agent", ""), options_kind
+        )
+
+    async def _apply(self, request: Request) -> Response:
+        """Server-side apply (`managed_fields.apply`); creates the object when absent
+        (201), as upstream's apply does."""
+        query = request.query_params
+        manager = field_manager(query, "", "PatchOptions", apply=True)
+        force = parse_force(query, apply=True)
+        raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
+        config = decode_yaml(raw)
+        if not isinstance(config, dict):
+            raise BadRequestError("an apply body must be an object (a YAML mapping)")
+        for field in ("apiVersion", "kind"):
+            if not config.get(field):
+                raise BadRequestError(f"{field} must be set in an apply body")
+        meta = check_identity(self.res, config)
+        if meta.get("managedFields") is not None:
+            raise BadRequestError("metadata.managedFields must be nil in an apply body")
+        self._check_url_identity({**meta, "name": meta.get("name") or self.name})
+        want_rv = meta.get("resourceVersion") or None
+        created = False
+
+        def update(current: Object) -> Object:
+            nonlocal created
+            created = not current
+            if want_rv is not None and want_rv != (current.get("metadata") or {}).get(
+                "resourceVersion"
+            ):
+                raise ConflictError(
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again"
+                )
+            now = _now()
+            new = apply_config(self.res, current, config, manager, force=force, now=now)
+            if not created:
+                new = self._finish_update(current, new)
+                if self.quota is not None:
+                    self.quota.check_update(self.res, self.name, current, new)
+                return new
+            new_meta = new["metadata"]
+            new_meta.update(uid=str(uuid.uuid4()), creationTimestamp=now, generation=1)
+            new_meta["name"] = self.name
+            if self.res.namespaced:
+                new_meta["namespace"] = self.namespace
+            new.update(kind=self.res.kind, apiVersion=self.res.api_version)
+            if self.res.plural == "namespaces" and "status" not in new:
+                new["status"] = {"phase": "Active"}
+            if self.quota is not None:
+                self.quota.check_create(self.res, self.name, new)
+            return new
+
+        try:
+            updated = await self.storage.guaranteed_update(
+                self._key(), update, ignore_not_found=True
+            )
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        if self.quota is not None:
+            await self.quota.settle(updated)
+        return json_response(typed(updated, self.res), 201 if created else 200)
 
     async def _delete_options(self, request: Request) -> Preconditions | None:
         raw = await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)
