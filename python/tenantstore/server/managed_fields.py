@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from ..codec import MAX_DEPTH
 from ..storage.errors import BadRequestError, ConflictError, InvalidError
 from .field_schema import Schema, atomic_map, child, items, list_semantics, schema_for
 from .fieldpath import FieldSet, FieldsV1Error, key_element, path_text, value_element
@@ -409,6 +410,11 @@ def _untracked(live: dict[str, Any], tracked_keys: set[str]) -> dict[str, Any]:
 # -- the two operations ---------------------------------------------------------------
 
 
+def _too_deep() -> InvalidError:
+    # The walkers recurse; the codec would refuse such an object anyway, with this text.
+    return InvalidError(f"object is nested more than {MAX_DEPTH} levels deep")
+
+
 def record_update(
     res: Resource,
     live: dict[str, Any] | None,
@@ -422,6 +428,20 @@ def record_update(
 
     A `managedFields` of `[]` in `new` clears them; a well-formed list replaces the live
     one (clients may edit it); anything else, or none, keeps the live one."""
+    try:
+        _record_update(res, live, new, manager, now, subresource)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _record_update(
+    res: Resource,
+    live: dict[str, Any] | None,
+    new: dict[str, Any],
+    manager: str,
+    now: str,
+    subresource: str,
+) -> None:
     meta = new.get("metadata")
     assert isinstance(meta, dict)
     sent = meta.get("managedFields", _MISSING)
@@ -478,6 +498,21 @@ def apply(
     with its `managedFields`; `ApplyConflictError` when it would change fields other
     managers own and not `force`. Name, namespace and the server's metadata are the
     caller's to set."""
+    try:
+        return _apply(res, live, config, manager, force, now, subresource)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _apply(
+    res: Resource,
+    live: dict[str, Any],
+    config: dict[str, Any],
+    manager: str,
+    force: bool,
+    now: str,
+    subresource: str,
+) -> dict[str, Any]:
     schema = schema_for(res)
     reset, only = _scope(res, subresource)
     live_meta = live.get("metadata") if isinstance(live.get("metadata"), dict) else {}
