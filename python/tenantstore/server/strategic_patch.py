@@ -38,25 +38,16 @@ def _bad(message: str) -> BadRequestError:
     return BadRequestError(f"invalid strategic merge patch: {message}")
 
 
-def _strip_nulls(value: Any) -> Any:
-    """A patch value for a key the original lacks: directives and nulls have nothing to
-    act on there, so it is merged into an empty container of its kind."""
-    if isinstance(value, dict):
-        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
-def _merge_map(
-    original: dict[str, Any], patch: dict[str, Any], schema: Schema
-) -> dict[str, Any] | None:
-    """`patch` merged into a copy of `original`; None when the patch deletes the map."""
+def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """`patch` merged into a copy of `original` (`$patch: delete` empties it, as
+    upstream, which leaves the emptied map in place)."""
     if _DIRECTIVE in patch:
         directive = patch[_DIRECTIVE]
         if directive == "replace":
             rest = {k: v for k, v in patch.items() if k != _DIRECTIVE}
             return _merge_map({}, rest, schema)
         if directive == "delete":
-            return None
+            return {}
         if directive != "merge":
             raise _bad(f"unknown $patch directive {directive!r}")
         patch = {k: v for k, v in patch.items() if k != _DIRECTIVE}
@@ -94,11 +85,9 @@ def _merge_map(
         if isinstance(v, dict):
             strategies, _ = patch_strategy(sub)
             base = current if isinstance(current, dict) and "replace" not in strategies else {}
-            merged = _merge_map(base, v, sub)
-            if merged is None:
-                out.pop(k, None)
-            else:
-                out[k] = merged
+            # A key the original lacks merges into an empty map: directives and nulls
+            # have nothing to act on there and go.
+            out[k] = _merge_map(base, v, sub)
         elif isinstance(v, list):
             out[k] = _merge_list(current if isinstance(current, list) else [], v, sub)
         else:
@@ -106,9 +95,10 @@ def _merge_map(
     for field, order in orders.items():
         if not isinstance(order, list):
             raise _bad(f"{_SET_ORDER}{field} must be a list")
+        _, key = patch_strategy(child(schema, field))
+        _check_order(field, order, patch.get(field), key)
         current = out.get(field)
         if isinstance(current, list):
-            _, key = patch_strategy(child(schema, field))
             out[field] = _reorder(current, order, key)
     return out
 
@@ -116,16 +106,13 @@ def _merge_map(
 def _merge_list(original: list[Any], patch: list[Any], schema: Schema) -> list[Any]:
     strategies, key = patch_strategy(schema)
     if "merge" not in strategies:
-        return [
-            _strip_nulls(_merge_map({}, x, items(schema))) if isinstance(x, dict) else x
-            for x in patch
-        ]
+        return [_merge_map({}, x, items(schema)) if isinstance(x, dict) else x for x in patch]
     if not any(isinstance(x, dict) for x in [*original, *patch]):
-        out = list(original)
-        for x in patch:
+        out = []
+        for x in [*original, *patch]:
             if x not in out:
                 out.append(x)
-        return out
+        return _reorder(out, patch, "", only_named=False)
     if not key:
         raise _bad("cannot merge lists of objects without a merge key")
     item_schema = items(schema)
@@ -137,15 +124,17 @@ def _merge_list(original: list[Any], patch: list[Any], schema: Schema) -> list[A
         directive = x.get(_DIRECTIVE)
         if directive == "replace":
             return [
-                merged
+                _merge_map({}, y, item_schema)
                 for y in patch
                 if isinstance(y, dict) and y.get(_DIRECTIVE) != "replace"
-                if (merged := _merge_map({}, y, item_schema)) is not None
             ]
         if directive == "delete":
             if key not in x:
                 raise _bad(f"delete directive {x} does not contain merge key {key!r}")
-            out = [y for y in out if not (isinstance(y, dict) and y.get(key) == x[key])]
+            # One item per directive, as upstream (a list with duplicates sheds one).
+            at = _find(out, key, x[key])
+            if at is not None:
+                del out[at]
             continue
         if directive is not None and directive != "merge":
             raise _bad(f"unknown $patch directive {directive!r}")
@@ -153,22 +142,35 @@ def _merge_list(original: list[Any], patch: list[Any], schema: Schema) -> list[A
             raise _bad(f"map: {x} does not contain declared merge key: {key}")
         rest.append(x)
     for x in rest:
-        at = next(
-            (i for i, y in enumerate(out) if isinstance(y, dict) and y.get(key) == x[key]), None
-        )
+        at = _find(out, key, x[key])
         if at is None:
-            merged = _merge_map({}, x, item_schema)
-            if merged is not None:
-                out.append(merged)
+            out.append(_merge_map({}, x, item_schema))
         else:
-            merged = _merge_map(out[at], x, item_schema)
-            if merged is None:
-                del out[at]
-            else:
-                out[at] = merged
+            out[at] = _merge_map(out[at], x, item_schema)
     if rest:
         out = _reorder(out, rest, key, only_named=False)
     return out
+
+
+def _check_order(field: str, order: list[Any], patched: Any, key: str) -> None:
+    """The patch's items must appear in `$setElementOrder` in the same order (upstream
+    refuses a patch whose two lists disagree)."""
+    if not isinstance(patched, list):
+        return
+    rank = {_identity(x, key): i for i, x in enumerate(order)}
+    seen = [
+        rank.get(_identity(x, key), -1)
+        for x in patched
+        if not (isinstance(x, dict) and _DIRECTIVE in x)
+    ]
+    if any(r < 0 for r in seen) or seen != sorted(seen):
+        raise _bad(f"the order of {field} doesn't match {_SET_ORDER}{field}")
+
+
+def _find(seq: list[Any], key: str, value: Any) -> int | None:
+    return next(
+        (i for i, y in enumerate(seq) if isinstance(y, dict) and y.get(key) == value), None
+    )
 
 
 def _identity(item: Any, key: str) -> Any:
@@ -210,5 +212,4 @@ def strategic_merge_patch(original: Any, patch: Any, schema: Schema) -> dict[str
     shares the untouched parts of `original` and never modifies it."""
     if not isinstance(patch, dict):
         raise BadRequestError("a strategic merge patch must be a JSON object")
-    merged = _merge_map(original if isinstance(original, dict) else {}, patch, schema)
-    return merged if merged is not None else {}
+    return _merge_map(original if isinstance(original, dict) else {}, patch, schema)
