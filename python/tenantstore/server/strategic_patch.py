@@ -168,9 +168,7 @@ def _check_order(field: str, order: list[Any], patched: Any, key: str) -> None:
 
 
 def _find(seq: list[Any], key: str, value: Any) -> int | None:
-    return next(
-        (i for i, y in enumerate(seq) if isinstance(y, dict) and y.get(key) == value), None
-    )
+    return next((i for i, y in enumerate(seq) if isinstance(y, dict) and y.get(key) == value), None)
 
 
 def _identity(item: Any, key: str) -> Any:
