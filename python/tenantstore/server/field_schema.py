@@ -93,8 +93,21 @@ _BUILTIN: dict[str, dict[str, Any]] = {
 }
 
 
+_SCHEMAS: dict[int, tuple[Resource, dict[str, Any]]] = {}
+
+
 def schema_for(res: Resource) -> dict[str, Any]:
-    """The schema merges follow for objects of `res` (metadata always `ObjectMeta`'s)."""
+    """The schema merges follow for objects of `res` (metadata always `ObjectMeta`'s),
+    built once per resource (every write asks)."""
+    cached = _SCHEMAS.get(id(res))
+    if cached is not None and cached[0] is res:
+        return cached[1]
+    schema = _build(res)
+    _SCHEMAS[id(res)] = (res, schema)  # holds `res`, so its id is not reused
+    return schema
+
+
+def _build(res: Resource) -> dict[str, Any]:
     if not res.group and res.kind in _BUILTIN:
         return {"type": "object", "properties": {**_BUILTIN[res.kind], "metadata": _OBJECT_META}}
     base = res.schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}

@@ -119,6 +119,52 @@ def _fields(value: Any, schema: Schema, out: FieldSet, element: str, parents: bo
     out.members.add(element)
 
 
+def _subtree_v1(value: Any, schema: Schema) -> dict[str, Any]:
+    """The `FieldsV1` of an added subtree whose root is a member: `fields_of(...,
+    parents=True)` written directly, without building a `FieldSet` (every create)."""
+    if isinstance(value, dict) and not atomic_map(schema):
+        if not value:
+            return {}
+        out: dict[str, Any] = {".": {}}
+        for k in sorted(value):
+            out["f:" + k] = _subtree_v1(value[k], child(schema, k))
+        return out
+    if isinstance(value, list) and value:
+        kind, keys = list_semantics(schema)
+        if kind != "atomic":
+            item_schema = items(schema)
+            elements: dict[str, Any] = {}
+            for i, item in enumerate(value):
+                el = _element(item, kind, keys, i)
+                if (
+                    kind == "map"
+                    and isinstance(item, dict)
+                    and item
+                    and not atomic_map(item_schema)
+                ):
+                    elements[el] = {
+                        ".": {},
+                        **{
+                            "f:" + k: _subtree_v1(item[k], child(item_schema, k))
+                            for k in sorted(item)
+                        },
+                    }
+                else:
+                    elements[el] = {}
+            return {".": {}, **dict(sorted(elements.items()))}
+    return {}
+
+
+def _added_v1(obj: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    out = {"f:" + k: _subtree_v1(obj[k], child(schema, k)) for k in sorted(obj)}
+    meta = out.get("f:metadata")
+    if meta is not None:
+        meta.pop(".", None)  # `metadata` itself is nobody's
+        if not meta:
+            del out["f:metadata"]
+    return out
+
+
 def fields_of(obj: dict[str, Any], schema: Schema, *, parents: bool = False) -> FieldSet:
     """The field set of an object: its leaves and list items (an applied configuration's
     set), or with `parents` also every map (everything an added object adds)."""
@@ -452,9 +498,18 @@ def _record_update(
     if managers is None:
         live_meta = live.get("metadata") if live else None
         managers = _decode(live_meta.get("managedFields")) if isinstance(live_meta, dict) else None
-    managers = managers or []
     schema = schema_for(res)
     reset, only = _scope(res, subresource)
+    if live is None and not managers:
+        # A create nobody else tracks: everything is added, by this manager alone.
+        fields = _added_v1(_tracked(new, reset, only), schema)
+        if fields:
+            entry = _Manager(manager, "Update", subresource, res.api_version, now, _EMPTY)
+            meta["managedFields"] = [{**entry.encode(), "fieldsV1": fields}]
+        else:
+            meta.pop("managedFields", None)
+        return
+    managers = managers or []
     added, modified, removed = compare(
         _tracked(live or {}, reset, only), _tracked(new, reset, only), schema
     )
