@@ -273,3 +273,68 @@ def test_python_client_apply_patch(server: ThreadServer, projects: list[str]) ->
     finally:
         for api in apis:
             api.close()
+
+
+def test_client_side_then_server_side_apply(
+    server: ThreadServer, tmp_path: Path, projects: list[str]
+) -> None:
+    """Moving an object from `kubectl apply` to `kubectl apply --server-side` takes over
+    the fields the client-side applier last applied without a conflict, and keeps the
+    annotation in step so a later client-side apply still diffs correctly."""
+    p, other = projects
+    for project in projects:
+        _ok(
+            server,
+            project,
+            tmp_path,
+            "apply",
+            NO_OPENAPI,
+            "-f",
+            "-",
+            stdin=_configmap({"a": "1", "b": "1"}, {"app": "move"}),
+        )
+    out = _ok(
+        server,
+        p,
+        tmp_path,
+        "apply",
+        "--server-side",
+        NO_OPENAPI,
+        "-f",
+        "-",
+        stdin=_configmap({"a": "2", "b": "1"}, {"app": "move"}),
+    )
+    assert "serverside-applied" in out
+    got = _get(server, p, tmp_path, "configmap/app")
+    assert got["data"] == {"a": "2", "b": "1"}
+    last = json.loads(
+        got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    )
+    assert last["data"] == {"a": "2", "b": "1"}
+    # A field someone else changed since is still a conflict.
+    _ok(
+        server,
+        p,
+        tmp_path,
+        "patch",
+        "configmap",
+        "app",
+        "-n",
+        "default",
+        "--field-manager=other",
+        "-p",
+        '{"data":{"b":"theirs"}}',
+    )
+    proc = _run(
+        server,
+        p,
+        tmp_path,
+        "apply",
+        "--server-side",
+        NO_OPENAPI,
+        "-f",
+        "-",
+        stdin=_configmap({"a": "2", "b": "3"}, {"app": "move"}),
+    )
+    assert proc.returncode != 0 and ".data.b" in proc.stderr
+    assert _get(server, other, tmp_path, "configmap/app")["data"] == {"a": "1", "b": "1"}

@@ -466,3 +466,28 @@ def test_strategic_patch_of_a_custom_resource_is_415(clients: list[httpx.Client]
         headers={"content-type": "application/strategic-merge-patch+json"},
     )
     assert (r.status_code, r.json()["reason"]) == (415, "UnsupportedMediaType")
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"data": {"a": "1"}, "binaryData": {}, "metadata": {"labels": {"x": "y"}}},
+        {"secrets": [{"name": "s"}], "imagePullSecrets": [{"name": "p"}]},
+        {"metadata": {"finalizers": ["a/b"], "ownerReferences": [{"uid": "u", "kind": "K"}]}},
+    ],
+)
+def test_create_encoding_matches_the_general_path(obj: dict[str, Any]) -> None:
+    """A create writes its `FieldsV1` directly; an update from an empty object computes
+    the same set through `compare`: the two must agree."""
+    from tenantstore.server.managed_fields import record_update
+
+    sa = _builtin("ServiceAccount")
+    meta = {"name": "n", "namespace": "default", "uid": "u1", **obj.get("metadata", {})}
+    fast = {**obj, "metadata": dict(meta)}
+    slow = {**obj, "metadata": dict(meta)}
+    record_update(sa, None, fast, "m", "2024-01-01T00:00:00Z")
+    record_update(sa, {}, slow, "m", "2024-01-01T00:00:00Z")
+    assert fast["metadata"]["managedFields"] == slow["metadata"]["managedFields"]
+    assert "f:metadata" not in fast["metadata"]["managedFields"][0]["fieldsV1"] or (
+        "." not in fast["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]
+    )

@@ -598,6 +598,10 @@ def _apply(
     removed = _strip(removed)
     conflicts = [(m, m.fields.intersection(changed)) for m in others]
     conflicts = [(m, c) for m, c in conflicts if not c.empty()]
+    if conflicts and not force and manager == "kubectl":
+        allowed = _last_applied_fields(live, live_view, schema, reset, only)
+        conflicts = [(m, c.difference(allowed)) for m, c in conflicts]
+        conflicts = [(m, c) for m, c in conflicts if not c.empty()]
     if conflicts and not force:
         raise _conflict_error(conflicts)
     kept: list[_Manager] = []
@@ -628,6 +632,32 @@ def _apply(
         meta["annotations"] = {**annotations, _LAST_APPLIED: _last_applied(config)}
     new["metadata"] = meta
     return new
+
+
+def _last_applied_fields(
+    live: dict[str, Any],
+    live_view: dict[str, Any],
+    schema: Schema,
+    reset: tuple[str, ...],
+    only: str | None,
+) -> FieldSet:
+    """The fields `kubectl apply --server-side` may take over without a conflict when it
+    follows client-side `kubectl apply`: those of the `last-applied-configuration`
+    annotation that still hold their applied value, as upstream's `lastAppliedManager`
+    upgrades an object from client-side to server-side apply."""
+    notes = (live.get("metadata") or {}).get("annotations")
+    text = notes.get(_LAST_APPLIED) if isinstance(notes, dict) else None
+    if not isinstance(text, str) or not text:
+        return FieldSet()
+    try:
+        last = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return FieldSet()
+    if not isinstance(last, dict) or last.get("apiVersion") != live.get("apiVersion"):
+        return FieldSet()
+    last_view = _tracked(last, reset, only)
+    added, modified, removed = compare(last_view, live_view, schema)
+    return fields_of(last_view, schema).difference(modified).difference(added).difference(removed)
 
 
 def _last_applied(config: dict[str, Any]) -> str:
