@@ -491,3 +491,33 @@ def test_create_encoding_matches_the_general_path(obj: dict[str, Any]) -> None:
     assert "f:metadata" not in fast["metadata"]["managedFields"][0]["fieldsV1"] or (
         "." not in fast["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]
     )
+
+
+def test_deep_objects_are_tracked_coarsely(clients: list[httpx.Client]) -> None:
+    """An object as deep as the server stores (200 levels) is not refused for its managed
+    fields, which sit five levels further down: past that, a subtree is one field."""
+    import json
+
+    a, _ = clients
+
+    def nested(depth: int, leaf: str) -> Any:
+        value: Any = leaf
+        for _ in range(depth):
+            value = {"a": value}
+        return value
+
+    body = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "deep"},
+        "spec": nested(197, "x"),
+    }
+    r = _apply(a, f"{WIDGETS}/deep", json.dumps(body), "tool")
+    assert r.status_code == 201, r.text[:300]
+    body["spec"] = nested(197, "y")
+    r = a.patch(
+        f"{WIDGETS}/deep", json={"spec": body["spec"]}, headers=MERGE, params={"fieldManager": "ed"}
+    )
+    assert r.status_code == 200, r.text[:300]
+    r = _apply(a, f"{WIDGETS}/deep", json.dumps({**body, "spec": nested(197, "z")}), "tool")
+    assert r.status_code == 409  # the coarse field `ed` took is still a conflict

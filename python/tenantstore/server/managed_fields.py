@@ -89,16 +89,27 @@ def _list_elements(value: list[Any], kind: str, keys: tuple[str, ...]) -> list[s
     return [_element(item, kind, keys, i) for i, item in enumerate(value)]
 
 
-def _fields(value: Any, schema: Schema, out: FieldSet, element: str, parents: bool) -> None:
-    """Add `element` (holding `value`) to `out`: its leaves, list items and, with
-    `parents`, every map on the way (what a newly added subtree counts as)."""
+#: The longest path tracked: below it a subtree is one field. Its `FieldsV1` sits five
+#: levels down in the stored object (`metadata.managedFields[i].fieldsV1`), so an object
+#: the codec accepts (`MAX_DEPTH` levels) is never refused for its own managed fields.
+_DEEPEST = MAX_DEPTH - 5
+
+
+def _fields(
+    value: Any, schema: Schema, out: FieldSet, element: str, parents: bool, depth: int
+) -> None:
+    """Add `element` (holding `value`, `depth` elements down) to `out`: its leaves, list
+    items and, with `parents`, every map on the way (what an added subtree counts as)."""
+    if depth >= _DEEPEST:
+        out.members.add(element)
+        return
     if isinstance(value, dict) and not atomic_map(schema):
         if parents:
             out.members.add(element)
         if value:
             sub = out.child(element)
             for k, v in value.items():
-                _fields(v, child(schema, k), sub, "f:" + k, parents)
+                _fields(v, child(schema, k), sub, "f:" + k, parents, depth + 1)
         return
     if isinstance(value, list):
         kind, keys = list_semantics(schema)
@@ -114,20 +125,22 @@ def _fields(value: Any, schema: Schema, out: FieldSet, element: str, parents: bo
                     if kind == "map" and isinstance(item, dict) and not atomic_map(item_schema):
                         inner = sub.child(el)
                         for k, v in item.items():
-                            _fields(v, child(item_schema, k), inner, "f:" + k, parents)
+                            _fields(v, child(item_schema, k), inner, "f:" + k, parents, depth + 2)
             return
     out.members.add(element)
 
 
-def _subtree_v1(value: Any, schema: Schema) -> dict[str, Any]:
+def _subtree_v1(value: Any, schema: Schema, depth: int) -> dict[str, Any]:
     """The `FieldsV1` of an added subtree whose root is a member: `fields_of(...,
     parents=True)` written directly, without building a `FieldSet` (every create)."""
+    if depth >= _DEEPEST:
+        return {}
     if isinstance(value, dict) and not atomic_map(schema):
         if not value:
             return {}
         out: dict[str, Any] = {".": {}}
         for k in sorted(value):
-            out["f:" + k] = _subtree_v1(value[k], child(schema, k))
+            out["f:" + k] = _subtree_v1(value[k], child(schema, k), depth + 1)
         return out
     if isinstance(value, list) and value:
         kind, keys = list_semantics(schema)
@@ -145,7 +158,7 @@ def _subtree_v1(value: Any, schema: Schema) -> dict[str, Any]:
                     elements[el] = {
                         ".": {},
                         **{
-                            "f:" + k: _subtree_v1(item[k], child(item_schema, k))
+                            "f:" + k: _subtree_v1(item[k], child(item_schema, k), depth + 2)
                             for k in sorted(item)
                         },
                     }
@@ -156,7 +169,7 @@ def _subtree_v1(value: Any, schema: Schema) -> dict[str, Any]:
 
 
 def _added_v1(obj: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    out = {"f:" + k: _subtree_v1(obj[k], child(schema, k)) for k in sorted(obj)}
+    out = {"f:" + k: _subtree_v1(obj[k], child(schema, k), 1) for k in sorted(obj)}
     meta = out.get("f:metadata")
     if meta is not None:
         meta.pop(".", None)  # `metadata` itself is nobody's
@@ -170,7 +183,7 @@ def fields_of(obj: dict[str, Any], schema: Schema, *, parents: bool = False) -> 
     set), or with `parents` also every map (everything an added object adds)."""
     out = FieldSet()
     for k, v in obj.items():
-        _fields(v, child(schema, k), out, "f:" + k, parents)
+        _fields(v, child(schema, k), out, "f:" + k, parents, 1)
     return out
 
 
@@ -190,21 +203,28 @@ class _Comparison:
         return sub
 
 
-def _compare_map(old: dict[str, Any], new: dict[str, Any], schema: Schema, c: _Comparison) -> None:
+def _compare_map(
+    old: dict[str, Any], new: dict[str, Any], schema: Schema, c: _Comparison, depth: int
+) -> None:
     for k, nv in new.items():
         ov = old.get(k, _MISSING)
         if ov is _MISSING:
-            _fields(nv, child(schema, k), c.added, "f:" + k, True)
+            _fields(nv, child(schema, k), c.added, "f:" + k, True, depth + 1)
         elif ov != nv:
-            _compare_value(ov, nv, child(schema, k), "f:" + k, c)
+            _compare_value(ov, nv, child(schema, k), "f:" + k, c, depth + 1)
     for k, ov in old.items():
         if k not in new:
-            _fields(ov, child(schema, k), c.removed, "f:" + k, True)
+            _fields(ov, child(schema, k), c.removed, "f:" + k, True, depth + 1)
 
 
-def _compare_value(old: Any, new: Any, schema: Schema, element: str, c: _Comparison) -> None:
+def _compare_value(
+    old: Any, new: Any, schema: Schema, element: str, c: _Comparison, depth: int
+) -> None:
+    if depth >= _DEEPEST:
+        c.modified.members.add(element)
+        return
     if isinstance(old, dict) and isinstance(new, dict) and not atomic_map(schema):
-        _compare_map(old, new, schema, c.down(element))
+        _compare_map(old, new, schema, c.down(element), depth)
         return
     if isinstance(old, list) and isinstance(new, list):
         kind, keys = list_semantics(schema)
@@ -216,12 +236,12 @@ def _compare_value(old: Any, new: Any, schema: Schema, element: str, c: _Compari
             for el, nv in news.items():
                 ov = olds.get(el, _MISSING)
                 if ov is _MISSING:
-                    _fields(nv, item_schema, sub.added, el, True)
+                    _fields(nv, item_schema, sub.added, el, True, depth + 1)
                 elif ov != nv:
-                    _compare_value(ov, nv, item_schema, el, sub)
+                    _compare_value(ov, nv, item_schema, el, sub, depth + 1)
             for el, ov in olds.items():
                 if el not in news:
-                    _fields(ov, item_schema, sub.removed, el, True)
+                    _fields(ov, item_schema, sub.removed, el, True, depth + 1)
             return
     c.modified.members.add(element)
 
@@ -232,7 +252,7 @@ def compare(
     """`(added, modified, removed)` from `old` to `new`; an added or removed subtree
     counts with every path in it, a changed leaf or atomic value as modified."""
     c = _Comparison()
-    _compare_map(old, new, schema, c)
+    _compare_map(old, new, schema, c, 0)
     return c.added, c.modified, c.removed
 
 
