@@ -63,7 +63,14 @@ def resources_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import json
 
     path = tmp_path_factory.mktemp("resources") / "resources.json"
-    path.write_text(json.dumps({"resources": [_WIDGET_ENTRY]}))
+    gadget = {
+        "group": "example.com",
+        "version": "v1",
+        "kind": "Gadget",
+        "plural": "gadgets",
+        "subresources": {"status": {}},
+    }
+    path.write_text(json.dumps({"resources": [_WIDGET_ENTRY, gadget]}))
     return path
 
 
@@ -521,3 +528,23 @@ def test_deep_objects_are_tracked_coarsely(clients: list[httpx.Client]) -> None:
     assert r.status_code == 200, r.text[:300]
     r = _apply(a, f"{WIDGETS}/deep", json.dumps({**body, "spec": nested(197, "z")}), "tool")
     assert r.status_code == 409  # the coarse field `ed` took is still a conflict
+
+
+def test_status_of_a_status_subresource_type_is_nobodys(clients: list[httpx.Client]) -> None:
+    """Through the main resource, `.status` of a type with a status subresource is the
+    server's to reset: an apply neither sets nor owns it."""
+    import json
+
+    a, _ = clients
+    body = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
+        "spec": {"size": 1},
+        "status": {"ready": True},
+    }
+    path = "/apis/example.com/v1/namespaces/default/gadgets/g"
+    r = _apply(a, path, json.dumps(body), "tool")
+    assert r.status_code == 201, r.text
+    assert "status" not in r.json()
+    assert _managers(r.json()) == {("tool", "Apply"): {"f:spec": {"f:size": {}}}}
