@@ -23,7 +23,7 @@ from tests.reliability.http_support import host_port, start_serve
 from tests.server.conftest import ServeProcess
 
 MAX_OBJECTS = 5
-MAX_BYTES = 6000
+MAX_BYTES = 6500  # two 2.5 KB objects, their managedFields and a small one fit
 DEADLINE = 20.0
 # The tests count objects exactly: the `default` namespace the lifecycle creates on first
 # use would be one more object per project.

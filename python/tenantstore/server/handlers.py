@@ -51,13 +51,16 @@ from ..tenancy import ProjectUsage, object_size
 from . import status_subresource
 from .auth import MASTERS, ForbiddenError, User
 from .dryrun import DryRunStorage, parse_dry_run, parse_dry_run_values
+from .field_schema import schema_for
 from .fields import selectable_fields
+from .managed_fields import ApplyConflictError, field_manager, parse_force, record_update
+from .managed_fields import apply as apply_config
 from .namespaces import IMMORTAL_NAMESPACES, NamespaceLifecycle, namespace_for_create
-from .patch import JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, apply_patch
 from .protobuf import read_delete_options, read_object
 from .registry import Resource
 from .routing import Target
-from .schema_validation import SchemaValidators, field_validation
+from .schema_validation import FieldValidation, SchemaValidators, field_validation
 from .secrets import normalize_secret
 from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
 from .tables import requested_view
@@ -70,6 +73,7 @@ from .validation import (
     validate_namespace_name,
 )
 from .watchstream import typed
+from .yaml_body import decode_yaml
 
 __all__ = [
     "ObjectHandlers",
@@ -90,7 +94,6 @@ _SERVER_FIELDS = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
-    "managedFields",
 )
 _GENERATE_ATTEMPTS = 8
 
@@ -248,6 +251,8 @@ def _now() -> str:
 
 def _object_error(err: StorageError, res: Resource, name: str) -> StorageError:
     """Storage errors of a single-object call, with Kubernetes' messages and details."""
+    if isinstance(err, ApplyConflictError):
+        return err
     details = {"name": name, "group": res.group, "kind": res.plural}
     if isinstance(err, NotFoundError):
         return NotFoundError(f'{res.label} "{name}" not found', details=details)
@@ -369,6 +374,7 @@ class ObjectHandlers:
                 f"{self.res.label} is namespaced: create it under /namespaces/<namespace>/"
             )
         self._check_namespace()
+        manager = self._manager(request, "CreateOptions")
         fields = field_validation(self.validators, self.res, request, "CreateOptions")
         body = await self._read_object(request, fields.decode)
         meta = check_identity(self.res, body)
@@ -410,6 +416,7 @@ class ObjectHandlers:
             name = generate_name(generate) if generate else meta.get("name")
             name = validate_name(self.res, name)
             obj["metadata"] = {**meta, "name": name}
+            record_update(self.res, None, obj, manager, meta["creationTimestamp"])
             if self.quota is not None:
                 self.quota.check_create(self.res, name, obj)
             try:
@@ -475,6 +482,7 @@ class ObjectHandlers:
         dry_run = parse_dry_run(request, "UpdateOptions")
         storage = self._writer(dry_run)
         self._check_namespace()
+        manager = self._manager(request, "UpdateOptions")
         fields = field_validation(self.validators, self.res, request, "UpdateOptions")
         body = await self._read_object(request, fields.decode)
         check_identity(self.res, body)
@@ -487,6 +495,7 @@ class ObjectHandlers:
 
         def update(current: Object) -> Object:
             new = self._finish_update(current, {**body, "metadata": dict(meta)})
+            record_update(self.res, current, new, manager, _now(), self.subresource)
             if self.quota is not None:
                 self.quota.check_update(self.res, self.name, current, new)
             return new
@@ -511,16 +520,25 @@ class ObjectHandlers:
         self._check_namespace()
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
-        if media not in (MERGE, JSON_PATCH, STRATEGIC):
+        # Custom resources have no patch strategies: no strategic merge patch, as upstream.
+        accepted = (
+            (JSON_PATCH, MERGE, APPLY) if self.res.group else (JSON_PATCH, MERGE, STRATEGIC, APPLY)
+        )
+        if media not in accepted:
             raise UnsupportedMediaTypeError(
                 f'the body of the request was in an unknown format "{media}" - accepted media '
-                f"types include: {JSON_PATCH}, {MERGE}, {STRATEGIC}"
+                f"types include: {', '.join(accepted)}"
             )
         fields = field_validation(self.validators, self.res, request, "PatchOptions")
+        if media == APPLY:
+            return await self._apply(request, storage, dry_run, fields)
+        manager = self._manager(request, "PatchOptions")
+        parse_force(request.query_params, apply=False)
         patch = fields.decode(await self._read(request))
+        schema = schema_for(self.res)
 
         def update(current: Object) -> Object:
-            patched = normalize_secret(self.res, apply_patch(media, current, patch))
+            patched = normalize_secret(self.res, apply_patch(media, current, patch, schema))
             if not isinstance(patched, dict):
                 raise InvalidError(f'{self.res.kind} "{self.name}": a patch must yield an object')
             check_identity(self.res, patched)
@@ -535,6 +553,7 @@ class ObjectHandlers:
                     "version and try again"
                 )
             new = self._finish_update(current, patched)
+            record_update(self.res, current, new, manager, _now(), self.subresource)
             if self.quota is not None:
                 self.quota.check_update(self.res, self.name, current, new)
             return new
@@ -548,6 +567,102 @@ class ObjectHandlers:
         if self.lifecycle is not None and self._is_namespaces and not dry_run:
             await self.lifecycle.after_write(updated)
         return json_response(typed(updated, self.res))
+
+    def _manager(self, request: Request, options_kind: str) -> str:
+        return field_manager(
+            request.query_params, request.headers.get("user-agent", ""), options_kind
+        )
+
+    async def _apply(
+        self, request: Request, storage: Storage, dry_run: bool, fields: FieldValidation
+    ) -> Response:
+        """Server-side apply (`managed_fields.apply`); creates the object when absent
+        (201), as upstream's apply does, through the same checks as a create (namespace
+        lifecycle, quota) and an update (status subresource, schema)."""
+        query = request.query_params
+        manager = field_manager(query, "", "PatchOptions", apply=True)
+        force = parse_force(query, apply=True)
+        raw = await self._read(request)
+        config = decode_yaml(raw)
+        if not isinstance(config, dict):
+            raise BadRequestError("an apply body must be an object (a YAML mapping)")
+        for field in ("apiVersion", "kind"):
+            if not config.get(field):
+                raise BadRequestError(f"{field} must be set in an apply body")
+        meta = check_identity(self.res, config)
+        if meta.get("managedFields") is not None:
+            raise BadRequestError("metadata.managedFields must be nil in an apply body")
+        self._check_url_identity({**meta, "name": meta.get("name") or self.name})
+        want_rv = meta.get("resourceVersion") or None
+        existing: list[bool] = []
+
+        def update(current: Object) -> Object:
+            created = not current
+            existing.append(not created)
+            if want_rv is not None and want_rv != (current.get("metadata") or {}).get(
+                "resourceVersion"
+            ):
+                raise ConflictError(
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again"
+                )
+            now = _now()
+            new = apply_config(
+                self.res,
+                current,
+                config,
+                manager,
+                force=force,
+                now=now,
+                subresource=self.subresource,
+            )
+            new = normalize_secret(self.res, new)
+            if not created:
+                new = fields.check(new, self.name, patched=True)
+                new = self._finish_update(current, new)
+                if self.quota is not None:
+                    self.quota.check_update(self.res, self.name, current, new)
+                return new
+            if self.subresource:
+                raise NotFoundError(f'{self.res.label} "{self.name}" not found')
+            new = fields.check(new, self.name)
+            new_meta = new["metadata"]
+            new_meta.update(uid=str(uuid.uuid4()), creationTimestamp=now, generation=1)
+            new_meta["name"] = self.name
+            if self.res.namespaced:
+                new_meta["namespace"] = self.namespace
+            new.update(kind=self.res.kind, apiVersion=self.res.api_version)
+            status_subresource.for_create(self.res, new)
+            if self._is_namespaces:
+                if self.lifecycle is not None:
+                    namespace_for_create(new)
+                else:
+                    new["status"] = {"phase": "Active"}
+            if self.quota is not None:
+                self.quota.check_create(self.res, self.name, new)
+            return new
+
+        if self.lifecycle is not None and self.namespace is not None:
+            try:
+                await storage.get(self._key())
+            except NotFoundError:
+                # An apply that will create: the namespace must exist and be active.
+                await self.lifecycle.admit_create(
+                    self.res, self.namespace, self.name, dry_run=dry_run
+                )
+        try:
+            updated = await storage.guaranteed_update(self._key(), update, ignore_not_found=True)
+        except StorageError as err:
+            raise _object_error(err, self.res, self.name) from None
+        created = bool(existing) and not existing[-1]
+        if self.quota is not None and not dry_run:
+            await self.quota.settle(updated)
+        if self.lifecycle is not None and self._is_namespaces and not dry_run:
+            if created:
+                await self.lifecycle.settle(updated)
+            else:
+                await self.lifecycle.after_write(updated)
+        return json_response(typed(updated, self.res), 201 if created else 200)
 
     async def _read(self, request: Request) -> bytes:
         return await read_body(request, self.limits.max_body_bytes, self.limits.read_timeout)

@@ -1,8 +1,7 @@
-"""The patch formats Kubernetes accepts: JSON merge patch (RFC 7386) and JSON patch (RFC 6902).
-
-Strategic merge patch (what kubectl sends for built-in kinds) is served as a merge patch:
-its list-merge directives need per-field schemas this server does not have; for the
-maps and scalars of configmaps, secrets and custom objects the two agree.
+"""The patch formats Kubernetes accepts: JSON merge patch (RFC 7386), JSON patch (RFC 6902)
+and strategic merge patch (`strategic_patch.py`, built-in types only, as upstream).
+Apply patches (`application/apply-patch+yaml`) are not patches of the object but
+configurations merged into it by field ownership: `managed_fields.py`.
 
 Both functions return a new document and never modify their inputs (the object being
 patched may be the watch cache's shared copy).
@@ -14,9 +13,19 @@ import copy
 from typing import Any
 
 from ..storage.errors import BadRequestError, InvalidError
+from .field_schema import Schema
 from .status import UnsupportedMediaTypeError
+from .strategic_patch import strategic_merge_patch
 
-__all__ = ["JSON_PATCH", "MERGE", "STRATEGIC", "apply_patch", "json_patch", "merge_patch"]
+__all__ = [
+    "APPLY",
+    "JSON_PATCH",
+    "MERGE",
+    "STRATEGIC",
+    "apply_patch",
+    "json_patch",
+    "merge_patch",
+]
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -158,11 +167,14 @@ def json_patch(target: Any, operations: Any) -> Any:
     return doc
 
 
-def apply_patch(content_type: str, target: Any, patch: Any) -> Any:
-    """Apply `patch` of `content_type` (its media type; parameters ignored)."""
+def apply_patch(content_type: str, target: Any, patch: Any, schema: Schema = None) -> Any:
+    """Apply `patch` of `content_type` (its media type; parameters ignored); a strategic
+    patch merges lists by the strategies of `schema`."""
     media = content_type.split(";", 1)[0].strip().lower()
     try:
-        if media in (MERGE, STRATEGIC):
+        if media == STRATEGIC:
+            return strategic_merge_patch(target, patch, schema)
+        if media == MERGE:
             if not isinstance(patch, dict):
                 raise BadRequestError("a merge patch must be a JSON object")
             return merge_patch(target, patch)
