@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import uuid
 from typing import Any
 
@@ -53,7 +54,8 @@ def _rfc3339(seconds: int, micros: int | None = None) -> str:
 
 def _server_meta(created: dict[str, Any]) -> dict[str, Any]:
     meta = created["metadata"]
-    return {k: meta[k] for k in ("uid", "resourceVersion", "generation", "creationTimestamp")}
+    fields = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+    return {k: meta[k] for k in fields if k in meta}
 
 
 def _adopt_server_fields(sent: Any, created: dict[str, Any], namespace: str | None) -> None:
@@ -72,7 +74,14 @@ def _get_pb(http: httpx.Client, path: str, kind: str) -> Any:
     resp = http.get(path, headers=PB_ONLY)
     assert resp.status_code == 200, resp.content
     assert resp.headers["content-type"] == PB
-    return k.parse(resp.content, kind)
+    got = k.parse(resp.content, kind)
+    # The server's own bookkeeping of the write (an `Update` entry of its field manager)
+    # rides along; the JSON side checks it, here it is set aside for the comparison.
+    for entry in got.metadata.managedFields:
+        assert entry.operation in ("Update", "Apply") and entry.fieldsType == "FieldsV1"
+        assert json.loads(entry.fieldsV1.Raw)
+    del got.metadata.managedFields[:]
+    return got
 
 
 def _full_meta(name: str) -> Any:

@@ -40,15 +40,28 @@ _WIDGET_ENTRY = {
             "properties": {
                 "spec": {
                     "type": "object",
+                    # Other spec fields are kept (not pruned): the deep-object test uses them.
+                    "x-kubernetes-preserve-unknown-fields": True,
                     "properties": {
                         "ports": {
                             "type": "array",
                             "x-kubernetes-list-type": "map",
                             "x-kubernetes-list-map-keys": ["port", "protocol"],
-                            "items": {"type": "object"},
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "port": {"type": "integer"},
+                                    "protocol": {"type": "string"},
+                                    "name": {"type": "string"},
+                                },
+                            },
                         },
-                        "tags": {"type": "array", "x-kubernetes-list-type": "set"},
-                        "args": {"type": "array"},
+                        "tags": {
+                            "type": "array",
+                            "x-kubernetes-list-type": "set",
+                            "items": {"type": "string"},
+                        },
+                        "args": {"type": "array", "items": {"type": "string"}},
                     },
                 }
             },

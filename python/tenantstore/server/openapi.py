@@ -35,7 +35,7 @@ from starlette.responses import Response
 from ..storage.errors import NotFoundError, StorageError
 from .discovery import KUBE_VERSION
 from .openapi_builtin import CORE, DEFINITIONS, META, definition_of
-from .patch import JSON_PATCH, MERGE, STRATEGIC
+from .patch import APPLY, JSON_PATCH, MERGE, STRATEGIC
 from .registry import Resource, ResourceRegistry
 
 __all__ = ["NotAcceptableError", "OpenAPIDocuments", "custom_definitions", "definition_name"]
@@ -45,7 +45,7 @@ JSON = "application/json"
 
 #: The patch content types the server applies (`handlers.patch`); custom resources do not
 #: take strategic merge patches in Kubernetes, so their documents leave that one out.
-PATCH_TYPES = (JSON_PATCH, MERGE, STRATEGIC)
+PATCH_TYPES = (JSON_PATCH, MERGE, STRATEGIC, APPLY)
 _YEAR = 365 * 24 * 3600
 
 
@@ -222,7 +222,7 @@ class _Operations:
 
     def item(self, ns: bool) -> Schema:
         ok = _response(self.name)
-        patch_types = PATCH_TYPES if not self.res.group else (JSON_PATCH, MERGE)
+        patch_types = PATCH_TYPES if not self.res.group else (JSON_PATCH, MERGE, APPLY)
         return {
             "get": self._op("read", "get", ns, responses={"200": ok}),
             "put": self._op(
