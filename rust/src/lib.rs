@@ -5,6 +5,7 @@
 //! * [`index`]: the persistent ordered index behind the watch cache.
 //! * [`objects`]: cached objects kept as encoded JSON, their projection and selectors.
 //! * [`owners`]: the tenant map's compact `uid -> owner` table.
+//! * [`shared_bytes`]: the one-allocation, one-word handle a cached object lives in.
 //!
 //! Each module keeps its logic in plain Rust (covered by `cargo test`) and its Python bindings in
 //! a `py` submodule; this file only registers the exports. Errors cross the boundary one way:
@@ -19,6 +20,7 @@ pub mod index;
 pub mod keys;
 pub mod objects;
 pub mod owners;
+pub mod shared_bytes;
 
 use pyo3::prelude::*;
 
