@@ -429,7 +429,7 @@ pub mod py {
                 if i > 0 {
                     out.push(b',');
                 }
-                e.render_into(&mut out, e.rv(), typed.as_ref());
+                e.render_into(&mut out, None, typed.as_ref());
             }
             Ok((PyBytes::new(py, &out), entries.len(), last, more))
         }

@@ -93,11 +93,13 @@ pub struct Entry {
 /// What the header of an [`Entry`] holds; spans are offsets into the JSON.
 ///
 /// Stored as LEB128 varints (7 bits a byte), in this order: the key's length (then the key,
-/// so the tree's comparisons find it after one byte), `rv`, `meta_close` with `meta_empty` in
-/// its low bit, then each span as its length code (0 absent, 1 not a string, else the length
-/// plus 2) and, for a string, its start. An offset below 128 is one byte, below 16 KiB two:
-/// for a typical object the header is about 20 bytes where fixed 32-bit fields took 64, and no
-/// object is too large for it.
+/// so the tree's comparisons find it after one byte); one byte giving the length of the rest of
+/// the header (so the JSON is found without decoding it); `rv`; `meta_close` with `meta_empty`
+/// in its low bit; then each span as its length code (0 absent, 1 not a string, else the length
+/// plus 2) and, for a string, its start, those a response needs (`kind`, `apiVersion`) first,
+/// then those selectors read, so each reader decodes only up to what it needs. An offset below
+/// 128 is one byte, below 16 KiB two: for a typical object the header is about 20 bytes where
+/// fixed 32-bit fields took 64, and no object is too large for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
     rv: u64,
@@ -117,13 +119,16 @@ struct Header {
 }
 
 /// The spans of a header, in the order they are stored.
-const NAME: usize = 0;
-const NAMESPACE: usize = 1;
-const LABELS: usize = 5;
+const API_VERSION: usize = 1;
+const NAME: usize = 2;
+const NAMESPACE: usize = 3;
+const LABELS: usize = 4;
 const SPANS: usize = 6;
 
-/// The longest header after the key: `rv`, `meta_close` and the spans, 10 bytes a varint.
+/// The longest header after the key: `rv`, `meta_close` and the spans, 10 bytes a varint (so
+/// its length fits the byte before it).
 const MAX_HEADER: usize = 10 * (2 + 2 * SPANS);
+const _: () = assert!(MAX_HEADER <= u8::MAX as usize);
 
 /// A varint writer over a stack buffer (a header is built for every put; no allocation).
 struct Varints {
@@ -155,8 +160,14 @@ impl Varints {
 }
 
 /// The varint at `*at` (as [`Varints::put`] wrote it), moving `at` past it.
-#[inline]
+#[inline(always)]
 fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let first = b[*at];
+    if first < 0x80 {
+        // Most of a typical header: lengths and offsets below 128.
+        *at += 1;
+        return u64::from(first);
+    }
     let mut v = 0u64;
     let mut shift = 0;
     loop {
@@ -173,12 +184,12 @@ fn varint(b: &[u8], at: &mut usize) -> u64 {
 impl Header {
     fn spans(&self) -> [Span; SPANS] {
         [
-            self.name,
-            self.namespace,
-            self.uid,
             self.kind,
             self.api_version,
+            self.name,
+            self.namespace,
             self.labels,
+            self.uid,
         ]
     }
 
@@ -200,12 +211,14 @@ impl Header {
         out
     }
 
-    /// Reads what [`write`](Self::write) wrote at `*at` (after the key), moving `at` past it.
-    fn read(b: &[u8], key_len: u32, at: &mut usize) -> Header {
+    /// Reads what [`write`](Self::write) wrote at `at`, up to span `upto` (included; later
+    /// spans read as [`ABSENT`]).
+    fn read(b: &[u8], key_len: u32, mut at: usize, upto: usize) -> Header {
+        let at = &mut at;
         let rv = varint(b, at);
         let meta = varint(b, at);
         let mut spans = [ABSENT; SPANS];
-        for span in &mut spans {
+        for span in spans.iter_mut().take(upto + 1) {
             *span = match varint(b, at) {
                 0 => ABSENT,
                 1 => NOT_STRING,
@@ -215,7 +228,7 @@ impl Header {
                 },
             };
         }
-        let [name, namespace, uid, kind, api_version, labels] = spans;
+        let [kind, api_version, name, namespace, labels, uid] = spans;
         Header {
             rv,
             meta_close: (meta >> 1) as u32,
@@ -522,34 +535,41 @@ impl Entry {
         let mut key_len = Varints::new();
         key_len.put(key.len() as u64);
         let rest = header.write();
+        let rest_len = [rest.bytes().len() as u8];
         Entry {
-            buf: SharedBytes::concat(&[key_len.bytes(), key, rest.bytes(), json]),
+            buf: SharedBytes::concat(&[key_len.bytes(), key, &rest_len, rest.bytes(), json]),
         }
     }
 
     /// Where the key starts and how long it is.
-    #[inline]
+    #[inline(always)]
     fn key_at(&self) -> (usize, usize) {
         let mut at = 0;
         let len = varint(&self.buf, &mut at) as usize;
         (at, len)
     }
 
-    /// The header and where the JSON starts.
-    fn decode(&self) -> (Header, usize) {
+    /// Where the header starts (after its length byte) and where the JSON starts.
+    #[inline(always)]
+    fn header_at(&self) -> (usize, usize) {
         let (start, len) = self.key_at();
-        let mut at = start + len;
-        let header = Header::read(&self.buf, len as u32, &mut at);
-        (header, at)
+        let at = start + len;
+        (at + 1, at + 1 + usize::from(self.buf[at]))
+    }
+
+    /// The header, up to span `upto`.
+    fn header_upto(&self, upto: usize) -> Header {
+        let (start, len) = self.key_at();
+        Header::read(&self.buf, len as u32, start + len + 1, upto)
     }
 
     fn header(&self) -> Header {
-        self.decode().0
+        self.header_upto(SPANS - 1)
     }
 
     /// Span number `i` ([`NAME`], [`NAMESPACE`], ...) of the header.
     fn span(&self, i: usize) -> Span {
-        self.header().spans()[i]
+        self.header_upto(i).spans()[i]
     }
 
     /// The key the entry is held under in an index (empty outside one).
@@ -565,32 +585,30 @@ impl Entry {
         if key.len() >= MAX_PART {
             return Err(ObjectError::TooLarge);
         }
-        let (mut header, json) = self.parts();
+        let (mut header, json) = self.parts(SPANS - 1);
         header.key_len = key.len() as u32;
         Ok(Entry::build(&header, key.as_bytes(), json))
     }
 
-    /// The header and the JSON.
-    fn parts(&self) -> (Header, &[u8]) {
-        let (header, at) = self.decode();
-        (header, &self.buf[at..])
+    /// The header (up to span `upto`) and the JSON.
+    fn parts(&self, upto: usize) -> (Header, &[u8]) {
+        (self.header_upto(upto), self.json())
     }
 
     /// The revision the object is at.
     pub fn rv(&self) -> u64 {
-        let (start, len) = self.key_at();
-        varint(&self.buf, &mut (start + len))
+        varint(&self.buf, &mut self.header_at().0)
     }
 
     /// The stored JSON (no `resourceVersion`).
     pub fn json(&self) -> &[u8] {
-        self.parts().1
+        &self.buf[self.header_at().1..]
     }
 
     /// The same object at another revision (a deletion's last state carries the revision
     /// of the deletion), outside any index.
     pub fn with_rv(&self, rv: u64) -> Entry {
-        let (mut header, json) = self.parts();
+        let (mut header, json) = self.parts(SPANS - 1);
         header.rv = rv;
         header.key_len = 0;
         Entry::build(&header, b"", json)
@@ -649,17 +667,18 @@ impl Entry {
         scanned.ok().and(found)
     }
 
-    /// Appends the object as served: `resourceVersion` set to `rv` as the last member of
-    /// `metadata`, and, when `typed` is given, `kind` and `apiVersion` set to it.
-    pub fn render_into(&self, out: &mut Vec<u8>, rv: u64, typed: Option<&Typed>) {
-        use std::io::Write as _;
+    /// Appends the object as served: `resourceVersion` set to `rv` (None: the object's own) as
+    /// the last member of `metadata`, and, when `typed` is given, `kind` and `apiVersion` set
+    /// to it.
+    pub fn render_into(&self, out: &mut Vec<u8>, rv: Option<u64>, typed: Option<&Typed>) {
         #[derive(Clone, Copy)]
         enum Edit {
             Rv,
             Kind,
             ApiVersion,
         }
-        let (h, json) = self.parts();
+        let (h, json) = self.parts(API_VERSION);
+        let rv = rv.unwrap_or(h.rv);
         // (start, end, what goes there), at most three, applied in order; no allocation.
         let close = h.meta_close as usize;
         let mut edits = [(close, close, Edit::Rv); 3];
@@ -686,8 +705,7 @@ impl Entry {
                         out.push(b',');
                     }
                     out.extend_from_slice(b"\"resourceVersion\":\"");
-                    // Writing to a Vec cannot fail.
-                    let _ = write!(out, "{rv}");
+                    decimal(out, rv);
                     out.push(b'"');
                 }
                 (Edit::Kind, Some(t)) => out.extend_from_slice(&t.kind),
@@ -714,7 +732,7 @@ impl Entry {
     pub fn render(&self, typed: Option<(&str, &str)>) -> Vec<u8> {
         let typed = typed.map(|(k, a)| Typed::new(k, a));
         let mut out = Vec::new();
-        self.render_into(&mut out, self.rv(), typed.as_ref());
+        self.render_into(&mut out, None, typed.as_ref());
         out
     }
 
@@ -725,7 +743,7 @@ impl Entry {
         out.extend_from_slice(b"{\"type\":");
         out.extend_from_slice(&json_string(event_type));
         out.extend_from_slice(b",\"object\":");
-        self.render_into(&mut out, self.rv(), typed.as_ref());
+        self.render_into(&mut out, None, typed.as_ref());
         out.extend_from_slice(b"}\n");
         out
     }
@@ -744,6 +762,22 @@ impl Typed {
             api_version: json_string(api_version),
         }
     }
+}
+
+/// Appends `v` in decimal (as `write!` would, without its formatting machinery: a LIST writes
+/// one per item).
+fn decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Is the raw JSON string content `raw` the string `want`?
@@ -1295,13 +1329,14 @@ mod tests {
             for meta_last in [false, true] {
                 let json = sized(size, meta_last);
                 let entry = e(&json);
-                // The key's length, rv (7) and `meta_close`, and six spans: a length code and
-                // a start each, every one at most as long as the varint of the size.
+                // The key's length, the header's, rv (7) and `meta_close`, and six spans: a
+                // length code and a start each, every one at most as long as the varint of
+                // the size.
                 let vlen = |v: usize| (usize::BITS - v.leading_zeros()).div_ceil(7) as usize;
-                let most = 2 + vlen(2 * size) + SPANS * (1 + vlen(size));
+                let most = 3 + vlen(2 * size) + SPANS * (1 + vlen(size));
                 if !meta_last && size < 1 << 14 {
                     // The metadata first: its spans start below 128, one byte each.
-                    assert!(overhead(&entry) <= 18, "{size}: {}", overhead(&entry));
+                    assert!(overhead(&entry) <= 19, "{size}: {}", overhead(&entry));
                 }
                 assert!(overhead(&entry) <= most, "{size}: {}", overhead(&entry));
                 assert_eq!(entry.json(), json.as_bytes());
@@ -1353,7 +1388,7 @@ mod tests {
             r#"{"metadata":{"name":null,"namespace":7,"labels":{"k":null}}}"#,
         ] {
             let entry = e(json);
-            assert!(overhead(&entry) <= 12);
+            assert!(overhead(&entry) <= 13);
             assert_eq!(entry.uid(), None);
             assert_eq!(entry.label("k").and_then(|v| v), None);
             assert_eq!(
@@ -1376,6 +1411,15 @@ mod tests {
         );
         assert_eq!(e(r#"{"metadata":{"name":1}}"#).header().name, NOT_STRING);
         assert!(e(r#"{"metadata":{}}"#).header().meta_empty);
+    }
+
+    #[test]
+    fn decimal_is_display() {
+        for v in [0, 7, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut out = b"x".to_vec();
+            decimal(&mut out, v);
+            assert_eq!(s(out), format!("x{v}"));
+        }
     }
 
     #[test]

@@ -70,6 +70,7 @@ impl SharedBytes {
         unsafe { &*self.ptr.as_ptr().cast::<AtomicU32>() }
     }
 
+    #[inline(always)]
     fn len(&self) -> usize {
         // SAFETY: the length follows the count, written once at construction.
         unsafe { self.ptr.as_ptr().add(4).cast::<u32>().read() as usize }
@@ -84,6 +85,7 @@ impl SharedBytes {
 impl Deref for SharedBytes {
     type Target = [u8];
 
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         // SAFETY: `len` initialised bytes follow the prefix, immutable while any handle lives.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(PREFIX), self.len()) }
