@@ -549,6 +549,8 @@ def _builds(spec: str | None) -> list[tuple[str, str | None]]:
         label, sep, path = item.partition("=")
         if not sep or not label.strip() or not (Path(path) / "tenantstore").is_dir():
             raise SystemExit(f"--builds: {item!r} is not LABEL=DIR with DIR/tenantstore")
+        if label.strip() in (b for b, _ in builds):
+            raise SystemExit(f"--builds: label {label.strip()!r} given twice")
         builds.append((label.strip(), str(Path(path).resolve())))
     return builds
 
