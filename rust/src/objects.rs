@@ -5,7 +5,7 @@
 //! [`Entry`] keeps the JSON bytes the codec wrote (compact, as `orjson` writes it, *without*
 //! `metadata.resourceVersion`), plus byte offsets of the few fields that selectors, the tenant
 //! tracker and response assembly look at. No field is copied out: the projection is spans into
-//! the bytes, kept as varints in a header of about 20 bytes for a typical object ([`Header`]).
+//! the bytes, kept as varints in a header of about 20 bytes for a typical object (`Header`).
 //!
 //! Responses are assembled from the bytes ([`Entry::render_into`]): `resourceVersion` is spliced
 //! in as the last member of `metadata` and `kind`/`apiVersion` are set the way the dict path does
@@ -82,7 +82,7 @@ impl std::error::Error for ObjectError {}
 ///
 /// All of it is one allocation ([`SharedBytes`]: a one-word pointer, an 8-byte count and
 /// length), shared by every snapshot and handle: the key the index holds it under (empty until
-/// it is put in one), a header ([`Header`]), then the JSON. At the scale the cache exists for,
+/// it is put in one), a header (`Header`), then the JSON. At the scale the cache exists for,
 /// every word per object counts: a separate key, projection struct and label table each cost
 /// more than they hold.
 #[derive(Clone)]
