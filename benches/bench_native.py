@@ -290,7 +290,55 @@ def test_put_100k_sorted_sorteddict(benchmark: Any, put_keys: list[str]) -> None
     benchmark.pedantic(run, setup=lambda: ((SortedDict(),), {}), rounds=10)
 
 
+def test_put_many_100k_sorted_native(benchmark: Any, put_keys: list[str]) -> None:
+    """A first list's pages, 500 objects each, put in key order at once (`put_many`)."""
+    benchmark.group = "index: 100,000 puts (key order, empty start)"
+    obj = _native.CachedObject(CACHED_JSON, 1)
+    ordered = sorted(put_keys)
+    pages = [[(k, obj) for k in ordered[i : i + 500]] for i in range(0, len(ordered), 500)]
+
+    def run(idx: _native.Index) -> None:
+        for page in pages:
+            idx.put_many(page)
+
+    benchmark.pedantic(run, setup=lambda: ((_native.Index(),), {}), rounds=10)
+
+
+@pytest.fixture(scope="module")
+def get_keys(keys_1m: list[str]) -> list[str]:
+    return random.Random(7).sample(keys_1m, 10_000)
+
+
+def test_get_10k_of_1m_native(benchmark: Any, index_1m: _native.Index, get_keys: list[str]) -> None:
+    benchmark.group = "index: 10,000 gets of 1,000,000 (random keys)"
+
+    def run() -> int:
+        get = index_1m.get
+        return sum(get(k) is not None for k in get_keys)
+
+    assert benchmark(run) == len(get_keys)
+
+
+def test_get_10k_of_1m_sorteddict(benchmark: Any, sorted_1m: Any, get_keys: list[str]) -> None:
+    benchmark.group = "index: 10,000 gets of 1,000,000 (random keys)"
+
+    def run() -> int:
+        get = sorted_1m.get
+        return sum(get(k) is not None for k in get_keys)
+
+    assert benchmark(run) == len(get_keys)
+
+
 RANGE_PREFIX = f"{PREFIX}/clusters/p01234/"
+
+
+def test_select_encoded_500_of_1m_native(benchmark: Any, index_1m: _native.Index) -> None:
+    """A LIST page assembled from the cached bytes (every header decoded, rv spliced)."""
+    benchmark.group = "index: LIST page of 500 of 1,000,000, encoded"
+    body, count, _last, _more = benchmark(
+        index_1m.select_encoded, RANGE_PREFIX, None, False, None, None, "ConfigMap", "v1"
+    )
+    assert count == 500 and body.count(b'"resourceVersion"') == 500
 
 
 def test_range_500_of_1m_native(benchmark: Any, index_1m: _native.Index) -> None:

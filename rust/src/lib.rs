@@ -6,6 +6,7 @@
 //! * [`objects`]: cached objects kept as encoded JSON, their projection and selectors.
 //! * [`owners`]: the tenant map's compact `uid -> owner` table.
 //! * [`proto`]: Kubernetes' protobuf encoding of the built-in types, to and from stored JSON.
+//! * [`shared_bytes`]: the one-allocation, one-word handle a cached object lives in.
 //!
 //! Each module keeps its logic in plain Rust (covered by `cargo test`) and its Python bindings in
 //! a `py` submodule; this file only registers the exports. Errors cross the boundary one way:
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod objects;
 pub mod owners;
 pub mod proto;
+pub mod shared_bytes;
 
 use pyo3::prelude::*;
 

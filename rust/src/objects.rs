@@ -5,15 +5,15 @@
 //! [`Entry`] keeps the JSON bytes the codec wrote (compact, as `orjson` writes it, *without*
 //! `metadata.resourceVersion`), plus byte offsets of the few fields that selectors, the tenant
 //! tracker and response assembly look at. No field is copied out: the projection is spans into
-//! the bytes, so it costs a few words per object whatever the object holds.
+//! the bytes, kept as varints in a header of about 20 bytes for a typical object (`Header`).
 //!
 //! Responses are assembled from the bytes ([`Entry::render_into`]): `resourceVersion` is spliced
 //! in as the last member of `metadata` and `kind`/`apiVersion` are set the way the dict path does
 //! (`{**obj, "kind": k, "apiVersion": v}`: replaced in place, or appended when absent), so the
 //! output is byte for byte what `orjson.dumps` gives for the decoded object.
 
+use crate::shared_bytes::SharedBytes;
 use std::fmt;
-use std::sync::Arc;
 
 /// Where a JSON value sits in an entry's bytes. For string fields, the raw content between
 /// the quotes (escapes not resolved); for `kind`/`apiVersion`, the whole value.
@@ -71,7 +71,7 @@ impl fmt::Display for ObjectError {
             ObjectError::Malformed(at) => write!(f, "malformed JSON at byte {at}"),
             ObjectError::NotAnObject => write!(f, "not a JSON object"),
             ObjectError::NoMetadata => write!(f, "object has no metadata object"),
-            ObjectError::TooLarge => write!(f, "object is larger than 4 GiB"),
+            ObjectError::TooLarge => write!(f, "object or key is larger than 1 GiB"),
         }
     }
 }
@@ -80,23 +80,33 @@ impl std::error::Error for ObjectError {}
 
 /// One cached object: its JSON without `resourceVersion`, its revision and its projection.
 ///
-/// All of it is one allocation, shared by every snapshot and handle: a fixed header
-/// ([`Header`], 64 bytes), the key the index holds it under (empty until it is put in one),
-/// then the JSON. At the scale the cache exists for, every word per object counts: a
-/// separate key, projection struct and label table each cost more than they hold.
+/// All of it is one allocation ([`SharedBytes`]: a one-word pointer, an 8-byte count and
+/// length), shared by every snapshot and handle: the key the index holds it under (empty until
+/// it is put in one), a header (`Header`), then the JSON. At the scale the cache exists for,
+/// every word per object counts: a separate key, projection struct and label table each cost
+/// more than they hold.
 #[derive(Clone)]
 pub struct Entry {
-    buf: Arc<[u8]>,
+    buf: SharedBytes,
 }
 
 /// What the header of an [`Entry`] holds; spans are offsets into the JSON.
+///
+/// Stored as LEB128 varints (7 bits a byte), in this order: the key's length (then the key,
+/// so the tree's comparisons find it after one byte); one byte giving the length of the rest of
+/// the header (so the JSON is found without decoding it); `rv`; `meta_close` with `meta_empty`
+/// in its low bit; then each span as its length code (0 absent, 1 not a string, else the length
+/// plus 2) and, for a string, its start, those a response needs (`kind`, `apiVersion`) first,
+/// then those selectors read, so each reader decodes only up to what it needs. An offset below
+/// 128 is one byte, below 16 KiB two: for a typical object the header is about 20 bytes where
+/// fixed 32-bit fields took 64, and no object is too large for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
     rv: u64,
     /// Offset of the `}` that closes `metadata`.
     meta_close: u32,
     meta_empty: bool,
-    /// Bytes of the key after the header (stored with `meta_empty` in one word).
+    /// Bytes of the key.
     key_len: u32,
     name: Span,
     namespace: Span,
@@ -108,38 +118,129 @@ struct Header {
     labels: Span,
 }
 
-const HEADER: usize = 64;
+/// The spans of a header, in the order they are stored.
+const API_VERSION: usize = 1;
+const NAME: usize = 2;
+const NAMESPACE: usize = 3;
+const LABELS: usize = 4;
+const SPANS: usize = 6;
 
-impl Header {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.rv.to_le_bytes());
-        out.extend_from_slice(&self.meta_close.to_le_bytes());
-        let flags = u32::from(self.meta_empty) | (self.key_len << 1);
-        out.extend_from_slice(&flags.to_le_bytes());
-        for span in [
-            self.name,
-            self.namespace,
-            self.uid,
-            self.kind,
-            self.api_version,
-            self.labels,
-        ] {
-            out.extend_from_slice(&span.start.to_le_bytes());
-            out.extend_from_slice(&span.len.to_le_bytes());
+/// The longest header after the key: `rv`, `meta_close` and the spans, 10 bytes a varint (so
+/// its length fits the byte before it).
+const MAX_HEADER: usize = 10 * (2 + 2 * SPANS);
+const _: () = assert!(MAX_HEADER <= u8::MAX as usize);
+
+/// A varint writer over a stack buffer (a header is built for every put; no allocation).
+struct Varints {
+    buf: [u8; MAX_HEADER],
+    len: usize,
+}
+
+impl Varints {
+    fn new() -> Varints {
+        Varints {
+            buf: [0; MAX_HEADER],
+            len: 0,
         }
+    }
+
+    fn put(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf[self.len] = (v as u8) | 0x80;
+            self.len += 1;
+            v >>= 7;
+        }
+        self.buf[self.len] = v as u8;
+        self.len += 1;
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(word)
+/// The varint at `*at` (as [`Varints::put`] wrote it), moving `at` past it.
+#[inline(always)]
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let first = b[*at];
+    if first < 0x80 {
+        // Most of a typical header: lengths and offsets below 128.
+        *at += 1;
+        return u64::from(first);
+    }
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
 }
 
-fn span_at(b: &[u8], at: usize) -> Span {
-    Span {
-        start: u32_at(b, at),
-        len: u32_at(b, at + 4),
+impl Header {
+    fn spans(&self) -> [Span; SPANS] {
+        [
+            self.kind,
+            self.api_version,
+            self.name,
+            self.namespace,
+            self.labels,
+            self.uid,
+        ]
+    }
+
+    /// The header after the key (the key's length is written with the key).
+    fn write(&self) -> Varints {
+        let mut out = Varints::new();
+        out.put(self.rv);
+        out.put(u64::from(self.meta_close) << 1 | u64::from(self.meta_empty));
+        for span in self.spans() {
+            if !span.is_present() {
+                out.put(0);
+            } else if !span.is_string() {
+                out.put(1);
+            } else {
+                out.put(u64::from(span.len) + 2);
+                out.put(u64::from(span.start));
+            }
+        }
+        out
+    }
+
+    /// Reads what [`write`](Self::write) wrote at `at`, up to span `upto` (included; later
+    /// spans read as [`ABSENT`]).
+    fn read(b: &[u8], key_len: u32, mut at: usize, upto: usize) -> Header {
+        let at = &mut at;
+        let rv = varint(b, at);
+        let meta = varint(b, at);
+        let mut spans = [ABSENT; SPANS];
+        for span in spans.iter_mut().take(upto + 1) {
+            *span = match varint(b, at) {
+                0 => ABSENT,
+                1 => NOT_STRING,
+                code => Span {
+                    len: (code - 2) as u32,
+                    start: varint(b, at) as u32,
+                },
+            };
+        }
+        let [kind, api_version, name, namespace, labels, uid] = spans;
+        Header {
+            rv,
+            meta_close: (meta >> 1) as u32,
+            meta_empty: meta & 1 != 0,
+            key_len,
+            name,
+            namespace,
+            uid,
+            kind,
+            api_version,
+            labels,
+        }
     }
 }
 
@@ -339,12 +440,15 @@ fn parse_meta(p: &mut Parser<'_>) -> PResult<Meta> {
     Ok(m)
 }
 
+/// The largest JSON or key an entry holds (both fit one [`SharedBytes`] with the header).
+const MAX_PART: usize = 1 << 30;
+
 impl Entry {
     /// Takes `json` (one JSON object with a `metadata` object, as `orjson` writes it) as the
     /// object at revision `rv`. A `metadata.resourceVersion` member is cut out: the revision
     /// is spliced in when the object is served, so it is never stored twice.
     pub fn parse(json: &[u8], rv: u64) -> Result<Entry, ObjectError> {
-        if json.len() >= u32::MAX as usize - 2 {
+        if json.len() >= MAX_PART {
             return Err(ObjectError::TooLarge);
         }
         let (entry, cut) = Self::parse_once(json, rv)?;
@@ -428,72 +532,86 @@ impl Entry {
 
     fn build(header: &Header, key: &[u8], json: &[u8]) -> Entry {
         debug_assert_eq!(header.key_len as usize, key.len());
-        let mut buf = Vec::with_capacity(HEADER + key.len() + json.len());
-        header.write(&mut buf);
-        debug_assert_eq!(buf.len(), HEADER);
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(json);
-        Entry { buf: buf.into() }
+        let mut key_len = Varints::new();
+        key_len.put(key.len() as u64);
+        let rest = header.write();
+        let rest_len = [rest.bytes().len() as u8];
+        Entry {
+            buf: SharedBytes::concat(&[key_len.bytes(), key, &rest_len, rest.bytes(), json]),
+        }
     }
 
-    fn key_len(&self) -> usize {
-        (u32_at(&self.buf, 12) >> 1) as usize
+    /// Where the key starts and how long it is.
+    #[inline(always)]
+    fn key_at(&self) -> (usize, usize) {
+        let mut at = 0;
+        let len = varint(&self.buf, &mut at) as usize;
+        (at, len)
+    }
+
+    /// Where the header starts (after its length byte) and where the JSON starts.
+    #[inline(always)]
+    fn header_at(&self) -> (usize, usize) {
+        let (start, len) = self.key_at();
+        let at = start + len;
+        (at + 1, at + 1 + usize::from(self.buf[at]))
+    }
+
+    /// The header, up to span `upto`.
+    fn header_upto(&self, upto: usize) -> Header {
+        let (start, len) = self.key_at();
+        Header::read(&self.buf, len as u32, start + len + 1, upto)
+    }
+
+    fn header(&self) -> Header {
+        self.header_upto(SPANS - 1)
+    }
+
+    /// Span number `i` ([`NAME`], [`NAMESPACE`], ...) of the header.
+    fn span(&self, i: usize) -> Span {
+        self.header_upto(i).spans()[i]
     }
 
     /// The key the entry is held under in an index (empty outside one).
+    #[inline]
     pub fn key(&self) -> &[u8] {
-        &self.buf[HEADER..HEADER + self.key_len()]
+        let (at, len) = self.key_at();
+        &self.buf[at..at + len]
     }
 
     /// The same object held under `key` (an index keeps its keys in its entries: one
     /// allocation per object, no separate key).
     pub fn with_key(&self, key: &str) -> Result<Entry, ObjectError> {
-        if key.len() >= (u32::MAX >> 1) as usize {
+        if key.len() >= MAX_PART {
             return Err(ObjectError::TooLarge);
         }
-        let mut header = self.header();
+        let (mut header, json) = self.parts(SPANS - 1);
         header.key_len = key.len() as u32;
-        Ok(Entry::build(&header, key.as_bytes(), self.json()))
+        Ok(Entry::build(&header, key.as_bytes(), json))
     }
 
-    fn header(&self) -> Header {
-        let b = &self.buf;
-        let mut rv = [0u8; 8];
-        rv.copy_from_slice(&b[..8]);
-        let flags = u32_at(b, 12);
-        Header {
-            rv: u64::from_le_bytes(rv),
-            meta_close: u32_at(b, 8),
-            meta_empty: flags & 1 != 0,
-            key_len: flags >> 1,
-            name: span_at(b, 16),
-            namespace: span_at(b, 24),
-            uid: span_at(b, 32),
-            kind: span_at(b, 40),
-            api_version: span_at(b, 48),
-            labels: span_at(b, 56),
-        }
+    /// The header (up to span `upto`) and the JSON.
+    fn parts(&self, upto: usize) -> (Header, &[u8]) {
+        (self.header_upto(upto), self.json())
     }
 
     /// The revision the object is at.
     pub fn rv(&self) -> u64 {
-        let mut rv = [0u8; 8];
-        rv.copy_from_slice(&self.buf[..8]);
-        u64::from_le_bytes(rv)
+        varint(&self.buf, &mut self.header_at().0)
     }
 
     /// The stored JSON (no `resourceVersion`).
     pub fn json(&self) -> &[u8] {
-        &self.buf[HEADER + self.key_len()..]
+        &self.buf[self.header_at().1..]
     }
 
     /// The same object at another revision (a deletion's last state carries the revision
     /// of the deletion), outside any index.
     pub fn with_rv(&self, rv: u64) -> Entry {
-        let mut header = self.header();
+        let (mut header, json) = self.parts(SPANS - 1);
         header.rv = rv;
         header.key_len = 0;
-        Entry::build(&header, b"", self.json())
+        Entry::build(&header, b"", json)
     }
 
     fn string_field(&self, span: Span) -> Option<String> {
@@ -505,15 +623,15 @@ impl Entry {
     }
 
     pub fn name(&self) -> Option<String> {
-        self.string_field(span_at(&self.buf, 16))
+        self.string_field(self.span(NAME))
     }
 
     pub fn namespace(&self) -> Option<String> {
-        self.string_field(span_at(&self.buf, 24))
+        self.string_field(self.span(NAMESPACE))
     }
 
     pub fn uid(&self) -> Option<String> {
-        self.string_field(span_at(&self.buf, 32))
+        self.string_field(self.header().uid)
     }
 
     /// `metadata.<field>` as a field selector sees it: "" unless a string.
@@ -528,7 +646,7 @@ impl Entry {
     /// The label `key`: None when absent, Some(None) when not a string (the last member of
     /// that name, as a decoded dict would hold it).
     fn label(&self, key: &str) -> Option<Option<&[u8]>> {
-        let span = span_at(&self.buf, 56);
+        let span = self.span(LABELS);
         if !span.is_present() {
             return None;
         }
@@ -549,18 +667,18 @@ impl Entry {
         scanned.ok().and(found)
     }
 
-    /// Appends the object as served: `resourceVersion` set to `rv` as the last member of
-    /// `metadata`, and, when `typed` is given, `kind` and `apiVersion` set to it.
-    pub fn render_into(&self, out: &mut Vec<u8>, rv: u64, typed: Option<&Typed>) {
-        use std::io::Write as _;
+    /// Appends the object as served: `resourceVersion` set to `rv` (None: the object's own) as
+    /// the last member of `metadata`, and, when `typed` is given, `kind` and `apiVersion` set
+    /// to it.
+    pub fn render_into(&self, out: &mut Vec<u8>, rv: Option<u64>, typed: Option<&Typed>) {
         #[derive(Clone, Copy)]
         enum Edit {
             Rv,
             Kind,
             ApiVersion,
         }
-        let json = self.json();
-        let h = self.header();
+        let (h, json) = self.parts(API_VERSION);
+        let rv = rv.unwrap_or(h.rv);
         // (start, end, what goes there), at most three, applied in order; no allocation.
         let close = h.meta_close as usize;
         let mut edits = [(close, close, Edit::Rv); 3];
@@ -587,8 +705,7 @@ impl Entry {
                         out.push(b',');
                     }
                     out.extend_from_slice(b"\"resourceVersion\":\"");
-                    // Writing to a Vec cannot fail.
-                    let _ = write!(out, "{rv}");
+                    decimal(out, rv);
                     out.push(b'"');
                 }
                 (Edit::Kind, Some(t)) => out.extend_from_slice(&t.kind),
@@ -615,7 +732,7 @@ impl Entry {
     pub fn render(&self, typed: Option<(&str, &str)>) -> Vec<u8> {
         let typed = typed.map(|(k, a)| Typed::new(k, a));
         let mut out = Vec::new();
-        self.render_into(&mut out, self.rv(), typed.as_ref());
+        self.render_into(&mut out, None, typed.as_ref());
         out
     }
 
@@ -626,7 +743,7 @@ impl Entry {
         out.extend_from_slice(b"{\"type\":");
         out.extend_from_slice(&json_string(event_type));
         out.extend_from_slice(b",\"object\":");
-        self.render_into(&mut out, self.rv(), typed.as_ref());
+        self.render_into(&mut out, None, typed.as_ref());
         out.extend_from_slice(b"}\n");
         out
     }
@@ -645,6 +762,22 @@ impl Typed {
             api_version: json_string(api_version),
         }
     }
+}
+
+/// Appends `v` in decimal (as `write!` would, without its formatting machinery: a LIST writes
+/// one per item).
+fn decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Is the raw JSON string content `raw` the string `want`?
@@ -847,8 +980,8 @@ impl Selector {
         self.labels.iter().all(|r| r.matches(e))
             && self.fields.iter().all(|r| {
                 let span = match &r.field {
-                    Field::Name => span_at(&e.buf, 16),
-                    Field::Namespace => span_at(&e.buf, 24),
+                    Field::Name => e.span(NAME),
+                    Field::Namespace => e.span(NAMESPACE),
                     Field::Paths(paths) => {
                         let json = e.json();
                         paths
@@ -1232,6 +1365,144 @@ mod tests {
         );
         let entry = Entry::parse(json.as_bytes(), 1).unwrap();
         assert_eq!(entry.render(None).len(), json.len() + 21);
+    }
+
+    /// An object of exactly `size` bytes with its metadata after `pad` bytes of padding (so
+    /// the spans sit past 64 KiB when the padding is that long).
+    fn sized(size: usize, meta_last: bool) -> String {
+        let meta = r#""metadata":{"name":"n\u00e9","namespace":"ns","uid":"u-1","labels":{"k":"v","\u00fc":"x"}}"#;
+        let typed = r#""kind":"K","apiVersion":"v1""#;
+        let fixed = format!("{{{meta},{typed},\"pad\":\"\"}}").len();
+        let pad = "p".repeat(size - fixed);
+        let json = if meta_last {
+            format!("{{\"pad\":\"{pad}\",{typed},{meta}}}")
+        } else {
+            format!("{{{meta},{typed},\"pad\":\"{pad}\"}}")
+        };
+        assert_eq!(json.len(), size);
+        json
+    }
+
+    /// Bytes of an entry next to its key and JSON (not counting the count and length).
+    fn overhead(entry: &Entry) -> usize {
+        entry.buf.len() - entry.key().len() - entry.json().len()
+    }
+
+    #[test]
+    fn headers_at_the_64_kib_edge_and_past_varint_steps() {
+        let label = |key: &str, value: &str| Selector {
+            labels: vec![LabelReq {
+                key: key.into(),
+                op: LabelOp::In,
+                values: vec![value.into()],
+            }],
+            fields: vec![],
+        };
+        let name_is = |value: &str| Selector {
+            labels: vec![],
+            fields: vec![FieldReq {
+                field: Field::Name,
+                equal: true,
+                value: value.into(),
+            }],
+        };
+        for size in [
+            200, 1000, 0x3FFF, 0x4000, 0xFFFE, 0xFFFF, 0x10000, 0x10001, 0x20_0001,
+        ] {
+            for meta_last in [false, true] {
+                let json = sized(size, meta_last);
+                let entry = e(&json);
+                // The key's length, the header's, rv (7) and `meta_close`, and six spans: a
+                // length code and a start each, every one at most as long as the varint of
+                // the size.
+                let vlen = |v: usize| (usize::BITS - v.leading_zeros()).div_ceil(7) as usize;
+                let most = 3 + vlen(2 * size) + SPANS * (1 + vlen(size));
+                if !meta_last && size < 1 << 14 {
+                    // The metadata first: its spans start below 128, one byte each.
+                    assert!(overhead(&entry) <= 19, "{size}: {}", overhead(&entry));
+                }
+                assert!(overhead(&entry) <= most, "{size}: {}", overhead(&entry));
+                assert_eq!(entry.json(), json.as_bytes());
+                assert_eq!(entry.name().as_deref(), Some("né"));
+                assert_eq!(entry.namespace().as_deref(), Some("ns"));
+                assert_eq!(entry.uid().as_deref(), Some("u-1"));
+                assert!(label("k", "v").matches(&entry));
+                assert!(label("ü", "x").matches(&entry));
+                assert!(!label("k", "x").matches(&entry));
+                assert!(name_is("né").matches(&entry));
+                let rendered = json.replacen(r#""x"}}"#, r#""x"},"resourceVersion":"7"}"#, 1);
+                assert_eq!(s(entry.render(None)), rendered);
+                let typed = rendered
+                    .replacen(r#""kind":"K""#, r#""kind":"Kä""#, 1)
+                    .replacen(r#""apiVersion":"v1""#, r#""apiVersion":"g/v2""#, 1);
+                assert_eq!(s(entry.render(Some(("Kä", "g/v2")))), typed);
+                for key in ["", "\u{1}clusters/p/ns/é", &"k".repeat(0x10000)] {
+                    let keyed = entry.with_key(key).unwrap();
+                    assert_eq!(keyed.key(), key.as_bytes());
+                    assert_eq!(keyed.json(), json.as_bytes());
+                    assert_eq!(
+                        overhead(&keyed),
+                        overhead(&entry)
+                            + (key.len() >= 128) as usize
+                            + (key.len() >= 1 << 14) as usize
+                    );
+                    assert_eq!(
+                        keyed.header(),
+                        Header {
+                            key_len: key.len() as u32,
+                            ..entry.header()
+                        }
+                    );
+                    assert_eq!(s(keyed.render(None)), rendered);
+                    let later = keyed.with_rv(u64::MAX);
+                    assert_eq!((later.rv(), later.key()), (u64::MAX, &b""[..]));
+                    assert_eq!(later.json(), json.as_bytes());
+                    assert_eq!(later.name().as_deref(), Some("né"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_absent_and_odd_projections() {
+        for json in [
+            r#"{"metadata":{"labels":{}}}"#,
+            r#"{"metadata":{"name":"a","labels":[]}}"#,
+            r#"{"metadata":{"name":null,"namespace":7,"labels":{"k":null}}}"#,
+        ] {
+            let entry = e(json);
+            assert!(overhead(&entry) <= 13);
+            assert_eq!(entry.uid(), None);
+            assert_eq!(entry.label("k").and_then(|v| v), None);
+            assert_eq!(
+                s(entry.render(Some(("K", "v1"))))
+                    .matches("resourceVersion")
+                    .count(),
+                1
+            );
+        }
+        assert_eq!(e(r#"{"metadata":{"labels":{}}}"#).label("k"), None);
+        assert_eq!(
+            e(r#"{"metadata":{"name":null,"labels":{"k":null}}}"#).label("k"),
+            Some(None)
+        );
+        assert_eq!(e(r#"{"metadata":{"name":null}}"#).name(), None);
+        let header = e(r#"{"metadata":{"name":"a","labels":[]}}"#).header();
+        assert_eq!(
+            (header.labels, header.uid, header.kind),
+            (ABSENT, ABSENT, ABSENT)
+        );
+        assert_eq!(e(r#"{"metadata":{"name":1}}"#).header().name, NOT_STRING);
+        assert!(e(r#"{"metadata":{}}"#).header().meta_empty);
+    }
+
+    #[test]
+    fn decimal_is_display() {
+        for v in [0, 7, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut out = b"x".to_vec();
+            decimal(&mut out, v);
+            assert_eq!(s(out), format!("x{v}"));
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import tenantstore
 from tenantstore.bench.httpstack import main_argv
 
 FAST = ["--rounds", "1", "--stacks", "h11,httptools"]
@@ -43,7 +44,14 @@ def test_bench_watches_and_memory_measure_rss(tmp_path: Path) -> None:
     watches = json.loads((tmp_path / "watch-cost.json").read_text())
     assert set(watches["per_watch_bytes"]) == {"h11", "httptools"}
     argv = ["memory", "--rounds", "1", "--objects", "200", "--projects", "4", "--settle", "0.1"]
-    assert main_argv([*argv, "--out", str(tmp_path)]) == 0
+    # Two builds compared in one run (here the same one twice, under two labels).
+    here = Path(tenantstore.__file__).parent.parent
+    builds = f"one={here},two={here}"
+    assert main_argv([*argv, "--builds", builds, "--out", str(tmp_path)]) == 0
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["objects"] == 200 and 450 <= memory["json_bytes"] <= 550
     assert memory["rss_full"][0] > 0 and memory["rss_empty"][0] > 0
+    assert set(memory["builds"]) == {"one", "two"}
+    assert all(b["rss_full"][0] > 0 for b in memory["builds"].values())
+    with pytest.raises(SystemExit):
+        main_argv([*argv, "--builds", f"one={tmp_path}"])  # no tenantstore package there

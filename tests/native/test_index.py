@@ -92,6 +92,20 @@ class IndexMachine(RuleBasedStateMachine):
         obj_ = cached(self.rv, obj)
         assert value(self.index.put(key, obj_)) == self.model.put(key, self.rv, obj_)
 
+    @rule(keys=st.lists(keys_st, max_size=8), in_order=st.booleans())
+    def put_many(self, keys: list[str], in_order: bool) -> None:
+        """As many puts: in key order (a first list's page, the tree filled in two passes)
+        or not (repeats included: the last one wins)."""
+        if in_order:
+            keys = sorted(set(keys))  # code point order is UTF-8 byte order
+        batch = []
+        for key in keys:
+            self.rv += 1
+            batch.append((key, cached(self.rv, key)))
+        self.index.put_many(batch)
+        for key, obj in batch:
+            self.model.put(key, obj.resource_version, obj)
+
     @rule(key=keys_st)
     def delete(self, key: str) -> None:
         assert value(self.index.delete(key)) == self.model.delete(key)
@@ -191,6 +205,27 @@ PrefixedIndexMachine.TestCase.settings = IndexMachine.TestCase.settings
 ShortPrefixIndexMachine.TestCase.settings = IndexMachine.TestCase.settings
 TestPrefixedIndexAgainstModel = PrefixedIndexMachine.TestCase
 TestShortPrefixIndexAgainstModel = ShortPrefixIndexMachine.TestCase
+
+
+def test_put_many_of_a_first_list() -> None:
+    """Pages of a first list (500 each, in key order, Unicode names, some keys outside the
+    prefix) through `put_many` hold what the same puts hold, in the same order."""
+    keys = sorted(
+        [f"/r/c/p{p:03}/ns/é-{i:03}-\U0001f600" for p in range(7) for i in range(300)]
+        + ["/r/a", "/r/root/ns/x", "/r/z/1"]
+    )
+    by_put, by_pages = Index("/r/c/"), Index("/r/c/")
+    for rv, key in enumerate(keys, 1):
+        by_put.put(key, cached(rv, key))
+    for start in range(0, len(keys), 500):
+        page = keys[start : start + 500]
+        by_pages.put_many([(k, cached(rv, k)) for rv, k in enumerate(page, start + 1)])
+    assert len(by_pages) == len(keys)
+    assert items(by_pages.range()) == items(by_put.range())
+    assert by_pages.keys("/r/c/p003/") == [k for k in keys if k.startswith("/r/c/p003/")]
+    assert value(by_pages.get(keys[1234])) == (1235, cached(1235, keys[1234]).data)
+    by_pages.put_many([])
+    assert len(by_pages) == len(keys)
 
 
 def test_basic_api() -> None:

@@ -118,6 +118,39 @@ def test_empty_metadata_and_metadata_of_only_a_resource_version() -> None:
         assert encode_object(dict_path).encode(KIND, API_VERSION) == orjson.dumps(typed(dict_path))
 
 
+@pytest.mark.parametrize("size", [250, 16_383, 16_384, 65_535, 65_536, 65_537, 2**21 + 1])
+@pytest.mark.parametrize("metadata_last", [False, True])
+def test_sizes_past_each_header_step(size: int, metadata_last: bool) -> None:
+    """Offsets in the header take one more byte past 128 bytes, 16 KiB and 2 MiB: objects across
+    those and on each side of 16 and 64 KiB, their metadata first or last (offsets as large as the
+    object), are served as the dict path serves them and selected the same."""
+    meta = {
+        "name": "n\u00e9",
+        "namespace": "ns",
+        "uid": "u",
+        "labels": {"k": "v", "x.io/c": "x"},
+        "annotations": {"\u00fc\U0001f600": "\U0001f600"},
+    }
+    obj: dict[str, Any] = {"kind": KIND, "apiVersion": API_VERSION, "pad": ""}
+    obj = {"metadata": meta, **obj} if not metadata_last else {**obj, "metadata": meta}
+    obj["pad"] = "p" * (size - len(CODEC.encode(obj)))
+    assert len(CODEC.encode(obj)) == size
+    dict_path = stored(obj, 2**40 + 3)
+    cached = encode_object(dict_path)
+    assert cached.size == size
+    assert cached.encode(KIND, API_VERSION) == orjson.dumps(typed(dict_path))
+    assert (cached.name, cached.namespace, cached.uid) == ("n\u00e9", "ns", "u")
+    for labels, fields, want in (
+        ("x.io/c=x,k=v", "metadata.name=n\u00e9", True),
+        ("k=x", "", False),
+        ("", "metadata.namespace!=ns", False),
+    ):
+        pred = Predicate.parse(labels, fields)
+        assert pred.matches(dict_path) is want
+        selector = compile_predicate(pred)
+        assert selector is not None and cached.matches(selector) is want
+
+
 def test_deep_nesting() -> None:
     """As deep as the codec accepts (`MAX_DEPTH`): the scan of the bytes is iterative."""
     deep: Any = "leaf"

@@ -90,12 +90,14 @@ class Server:
     """One server process on a free loopback port: uvicorn (`asgi_child`, through
     `make_server`, as `tenantstore serve`) with a parser and loop, or granian."""
 
-    def __init__(self, stack: str, backend: str, log: Path) -> None:
+    def __init__(self, stack: str, backend: str, log: Path, pythonpath: str | None = None) -> None:
         self.stack = stack
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TENANTSTORE_BENCH_BACKEND=backend)
         env.pop("PYTHONTRACEMALLOC", None)
+        if pythonpath is not None:  # another build of tenantstore, to compare in one run
+            env["PYTHONPATH"] = pythonpath
         if stack == "granian":
             cmd = [
                 sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
@@ -538,48 +540,84 @@ async def _measure_watches(srv: Server, projects: list[str], settle: float) -> f
 # -- tenantstore bench memory --------------------------------------------------------------
 
 
+def _builds(spec: str | None) -> list[tuple[str, str | None]]:
+    """`--builds before=DIR,after=DIR` as `(label, PYTHONPATH)`; none: this interpreter's."""
+    if not spec:
+        return [("", None)]
+    builds: list[tuple[str, str | None]] = []
+    for item in spec.split(","):
+        label, sep, path = item.partition("=")
+        if not sep or not label.strip() or not (Path(path) / "tenantstore").is_dir():
+            raise SystemExit(f"--builds: {item!r} is not LABEL=DIR with DIR/tenantstore")
+        if label.strip() in (b for b, _ in builds):
+            raise SystemExit(f"--builds: label {label.strip()!r} given twice")
+        builds.append((label.strip(), str(Path(path).resolve())))
+    return builds
+
+
 def bench_memory(args: argparse.Namespace) -> int:
     """Item: RSS per cached object of a running server, against an empty one."""
     stacks = stacks_of(args)[:1]
+    builds = _builds(args.builds)
     doc = header(args, "memory")
     per_project = -(-args.objects // args.projects)
     counts = {f"m-{p}": per_project for p in range(args.projects)}
     total = per_project * args.projects
+    rss: dict[str, dict[str, list[int]]] = {b: {"empty": [], "full": []} for b, _ in builds}
     with tempfile.TemporaryDirectory(prefix="ts-bench-mem-") as d:
         tmp = Path(d)
         t0 = time.monotonic()
         sizes = run(seed(tmp / "full.db", counts, args.size, concurrency=128))
         _progress(f"seeded {total:,} objects in {time.monotonic() - t0:.0f} s")
         run(seed(tmp / "empty.db", {}, args.size))
-        rss: dict[str, list[int]] = {"empty": [], "full": []}
         for rnd in range(args.rounds):
-            for which in ("empty", "full") if rnd % 2 == 0 else ("full", "empty"):
-                srv = Server(stacks[0], f"sqlite://{tmp / (which + '.db')}", tmp / f"{which}.log")
+            # Cells alternated: every build and file in turn, the order reversed each round.
+            cells = [(b, path, w) for b, path in builds for w in ("empty", "full")]
+            for label, path, which in cells if rnd % 2 == 0 else reversed(cells):
+                db = f"sqlite://{tmp / (which + '.db')}"
+                srv = Server(stacks[0], db, tmp / f"{which}.log", pythonpath=path)
                 try:
-                    rss[which].append(run(_warm_rss(srv, list(counts), args.settle)))
+                    rss[label][which].append(run(_warm_rss(srv, list(counts), args.settle)))
                 finally:
                     srv.stop()
-                _progress(f"round {rnd + 1} {which:<5} RSS {rss[which][-1] / 2**20:8.1f} MiB")
+                _progress(
+                    f"round {rnd + 1} {label:<8} {which:<5} "
+                    f"RSS {rss[label][which][-1] / 2**20:8.1f} MiB"
+                )
     json_bytes = statistics.mean(sizes)
-    empty, full = statistics.median(rss["empty"]), statistics.median(rss["full"])
-    per_object = (full - empty) / total
     lines = [
         f"{total:,} ConfigMaps over {args.projects} projects, {json_bytes:.0f} bytes of JSON "
         f"each; server {STACK_NAMES[stacks[0]]}, shared mode, SQLite; median of "
         f"{args.rounds} rounds",
         "",
-        "| empty server RSS | full server RSS | RSS per object | JSON per object | ratio |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {empty / 2**20:,.1f} MiB | {full / 2**20:,.1f} MiB | {per_object:,.0f} B | "
-        f"{json_bytes:.0f} B | {per_object / json_bytes:.2f}x |",
+        "| build | empty server RSS | full server RSS | RSS per object | JSON per object | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    per_build: dict[str, dict[str, Any]] = {}
+    for label, path in builds:
+        empty = statistics.median(rss[label]["empty"])
+        full = statistics.median(rss[label]["full"])
+        per_object = (full - empty) / total
+        per_build[label] = {
+            "pythonpath": path,
+            "rss_empty": rss[label]["empty"],
+            "rss_full": rss[label]["full"],
+            "rss_per_object": per_object,
+            "ratio": per_object / json_bytes,
+        }
+        lines.append(
+            f"| {label or 'this'} | {empty / 2**20:,.1f} MiB | {full / 2**20:,.1f} MiB | "
+            f"{per_object:,.0f} B | {json_bytes:.0f} B | {per_object / json_bytes:.2f}x |"
+        )
+    last = per_build[builds[-1][0]]
     doc.update(
         objects=total,
         json_bytes=json_bytes,
-        rss_empty=rss["empty"],
-        rss_full=rss["full"],
-        rss_per_object=per_object,
-        ratio=per_object / json_bytes,
+        rss_empty=last["rss_empty"],
+        rss_full=last["rss_full"],
+        rss_per_object=last["rss_per_object"],
+        ratio=last["ratio"],
+        builds=per_build,
         table=lines,
     )
     save(args, "memory.json", doc)
@@ -671,6 +709,11 @@ def add_parsers(bench_sub: Any) -> None:
     p.add_argument("--objects", type=int, default=40_000)
     p.add_argument("--projects", type=int, default=400)
     p.add_argument("--settle", type=float, default=3.0)
+    p.add_argument(
+        "--builds",
+        help="LABEL=DIR,... : compare builds in one run, each served with PYTHONPATH=DIR "
+        "(DIR holds a `tenantstore` package; default: the one this command runs)",
+    )
     p.set_defaults(func=bench_memory)
 
 

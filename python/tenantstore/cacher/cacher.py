@@ -73,14 +73,16 @@ class Cacher:
         bookmark_interval: float = 1.0,
         resource_label: str | None = None,
         watcher_table: type[WatcherTable] = WatcherTable,
+        index_prefix: str | None = None,
     ) -> None:
         self.store = store
         self.prefix = resource_prefix.rstrip("/")
         self.key_func = key_func or default_key_func(self.prefix)
         self.watcher_capacity = watcher_capacity
         self.bookmark_interval = bookmark_interval
-        # Keys under the resource prefix are held without it (see `Index`).
-        self.index = Index(self.prefix + "/")
+        # Keys under `index_prefix` (default: the resource prefix) are held without it (see
+        # `Index`): the part most keys share, given once rather than paid per object.
+        self.index = Index(self.prefix + "/" if index_prefix is None else index_prefix)
         self.window = EventWindow(window_seconds, window_max_events)
         self.watchers = watcher_table(self._on_watcher_terminated)
         self._snapshots: OrderedDict[int, IndexSnapshot] = OrderedDict()

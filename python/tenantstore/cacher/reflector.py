@@ -198,17 +198,20 @@ class Reflector:
         while True:
             page = await self.store.get_list(self.prefix, opts)
             keys = page.keys if page.keys is not None else [""] * len(page.items)
+            batch: list[tuple[str, CachedObject]] = []
             for obj, storage_key in zip(page.items, keys, strict=True):
                 key = self._key(obj, storage_key)
                 cached = self._encode(obj) if key is not None else None
                 if key is None or cached is None:
                     continue
                 if first:
-                    self.index.put(key, cached)
+                    batch.append((key, cached))
                 else:
                     fresh[key] = cached
+            # A page in key order, put at once, fills the index's tree nodes (`put_many`).
+            self.index.put_many(batch)
             list_rv, token = page.resource_version, page.continue_
-            del page, keys
+            del page, keys, batch
             if not token:
                 break
             opts = ListOptions(recursive=True, limit=LIST_PAGE, continue_=token)

@@ -24,6 +24,7 @@ from typing import Literal
 from ..backends.kv import KV
 from ..cacher import Cacher
 from ..codec import JSONCodec
+from ..keys import CLUSTERS_SEGMENT
 from ..storage.interface import Storage
 from ..storage.watch import DEFAULT_CAPACITY
 from ..store import KVStorage
@@ -94,6 +95,8 @@ class SharedStorageFactory:
                 watcher_capacity=watcher_capacity,
                 bookmark_interval=bookmark_interval,
                 resource_label=label,
+                # Every project's key starts `<prefix>/clusters/`: held once, not per object.
+                index_prefix=f"{prefix}/{CLUSTERS_SEGMENT}/",
             )
             tracker = DeletionTracker(
                 cacher,
