@@ -33,6 +33,7 @@ __all__ = [
     "scoped_key",
     "scoped_keys",
     "trim_heap",
+    "tune_heap",
     "unframe",
     "validate_project_id",
 ]
@@ -194,6 +195,7 @@ class OwnerMap:
     def __contains__(self, uid: object, /) -> bool: ...
 
 def trim_heap() -> bool: ...
+def tune_heap(mmap_threshold: int, trim_threshold: int) -> bool: ...
 
 # --- protobuf -------------------------------------------------------------------------------
 

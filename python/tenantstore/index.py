@@ -21,7 +21,14 @@ from typing import Any
 
 import orjson
 
-from tenantstore._native import CachedObject, Index, IndexSnapshot, Selector, trim_heap
+from tenantstore._native import (
+    CachedObject,
+    Index,
+    IndexSnapshot,
+    Selector,
+    trim_heap,
+    tune_heap,
+)
 
 from .codec import resource_version_of
 from .storage.events import EventType, WatchEvent
@@ -38,6 +45,7 @@ __all__ = [
     "encode_object",
     "event_encodes",
     "trim_heap",
+    "tune_heap",
 ]
 
 
