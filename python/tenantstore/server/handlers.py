@@ -62,7 +62,7 @@ from .registry import Resource
 from .routing import Target
 from .schema_validation import FieldValidation, SchemaValidators, field_validation
 from .secrets import normalize_secret
-from .status import JSON, UnsupportedMediaTypeError, json_response, list_body
+from .status import JSON, PartsResponse, UnsupportedMediaTypeError, json_response, list_head
 from .tables import requested_view
 from .validation import (
     check_identity,
@@ -362,7 +362,8 @@ class ObjectHandlers:
             else [typed(o, self.res) for o in page.items],
         }
         if isinstance(page, EncodedList):
-            return Response(list_body(body, page.items), media_type=JSON)
+            head, tail = list_head(body)
+            return PartsResponse((head, page.items, tail))
         return json_response(body)
 
     # -- writes ------------------------------------------------------------------------
