@@ -275,3 +275,41 @@ async def test_watch_stream_runs_in_project_scope() -> None:
     assert b'"ADDED"' in bodies[0] and b'"kind":"ConfigMap"' in bodies[0]
     assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
     assert not open_streams  # deregistered once the stream ended
+
+
+def test_keep_large_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On glibc the thresholds are taken; an operator's own glibc variable wins (the
+    server then leaves the heap alone)."""
+    import platform
+
+    from tenantstore.server.runner import MMAP_THRESHOLD, TRIM_THRESHOLD, keep_large_buffers
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_large_buffers() is glibc
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD))
+    assert keep_large_buffers() is False
+    assert MMAP_THRESHOLD < TRIM_THRESHOLD
+
+
+async def test_parts_response_sends_its_parts() -> None:
+    """A LIST's envelope and items go out as they are, under one content-length that
+    counts them all; `body` still joins them for code that reads it."""
+    from tenantstore.server.status import PartsResponse
+
+    response = PartsResponse((b'{"items":[', b'{"a":1},{"b":2}', b"]}"))
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("not read")
+
+    await response({"type": "http"}, receive, send)  # type: ignore[arg-type]
+    assert response.body == b'{"items":[{"a":1},{"b":2}]}'
+    headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
+    assert headers[b"content-length"] == str(len(response.body)).encode()
+    assert [m["body"] for m in sent[1:]] == list(response.parts)
+    assert [m["more_body"] for m in sent[1:]] == [True, True, False]
