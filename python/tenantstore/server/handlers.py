@@ -403,12 +403,7 @@ class ObjectHandlers:
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
         obj: Object = {**body, "kind": self.res.kind, "apiVersion": self.res.api_version}
-        status_subresource.for_create(self.res, obj)
-        if self._is_namespaces:
-            if self.lifecycle is not None:
-                namespace_for_create(obj)
-            else:
-                obj["status"] = {"phase": "Active"}
+        self._prepare_for_create(obj)
         if self.lifecycle is not None and self.namespace is not None:
             hint = meta.get("name") or generate or ""
             await self.lifecycle.admit_create(self.res, self.namespace, hint, dry_run=dry_run)
@@ -432,6 +427,17 @@ class ObjectHandlers:
                 await self.lifecycle.settle(created)
             return json_response(typed(created, self.res), 201)
         raise AssertionError("unreachable")
+
+    def _prepare_for_create(self, obj: Object) -> None:
+        """What every create sets on a new object (in place), whether it came as a POST or
+        as an apply of an absent object: no client-set status where a status subresource
+        owns it, and a new namespace `Active` (with the lifecycle's finalizer)."""
+        status_subresource.for_create(self.res, obj)
+        if self._is_namespaces:
+            if self.lifecycle is not None:
+                namespace_for_create(obj)
+            else:
+                obj["status"] = {"phase": "Active"}
 
     def _check_url_identity(self, meta: dict[str, Any]) -> None:
         name = meta.get("name")
@@ -633,12 +639,7 @@ class ObjectHandlers:
             if self.res.namespaced:
                 new_meta["namespace"] = self.namespace
             new.update(kind=self.res.kind, apiVersion=self.res.api_version)
-            status_subresource.for_create(self.res, new)
-            if self._is_namespaces:
-                if self.lifecycle is not None:
-                    namespace_for_create(new)
-                else:
-                    new["status"] = {"phase": "Active"}
+            self._prepare_for_create(new)
             if self.quota is not None:
                 self.quota.check_create(self.res, self.name, new)
             return new
